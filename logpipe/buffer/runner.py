@@ -1,0 +1,432 @@
+"""OutputRunner: the buffer and retry engine between the router and one output.
+
+    put(events, ack) ─▶ group by chunk key ─▶ staged chunk ─(full | flush_interval | flush())─▶ queue
+                                                                                 │
+            flush_thread_count workers ◀─────────────────────────────────────────┘
+              └─ output.write(chunk) ─▶ delivered | retry items alone | failed items ─▶ dead letter
+                  └─ exception ─▶ whole chunk retried with backoff ─(given up)─▶ dead letter
+
+Acknowledgements (DESIGN.md, "Delivery contract"): with the memory buffer a put's ack is
+held once per chunk it lands in and released when that chunk is finished — delivered,
+dead-lettered or dropped; with the file buffer it is held once per put and released when
+the batch is fsynced (see logpipe/buffer/file.py for the policies).
+
+Overflow (the buffer holds `total_limit_size` bytes):
+- `block` (default): put waits until workers free space — backpressure up to the inputs.
+- `drop_oldest_chunk`: the oldest chunk not being written is dropped to make room; its
+  events are counted (`events_dropped`) and logged, and their acks are released — the user
+  chose to lose them rather than slow the inputs, so the inputs must not stall on them.
+  When only chunks being written are left, put waits as with `block`.
+- `throw_exception`: put raises BufferOverflowError without taking the events (no hold on
+  the ack, so the batch completes when the pipeline's own hold ends); counted and logged.
+
+Per-event Python work in put is grouping by key (one comparison per event with the tag as
+only key) plus, for the file buffer, the msgpack encoding; everything else is per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from logpipe.ack import Ack
+from logpipe.buffer.deadletter import DeadLetter, Failure, build_secondary
+from logpipe.buffer.keys import ChunkKey, compile_key_fn, group_events
+from logpipe.buffer.memory import MemoryStore
+from logpipe.buffer.retry import RetryPolicy, RetryState
+from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
+from logpipe.buffer.store import BufferStore, Chunk
+from logpipe.event import Event
+from logpipe.metrics import counter, gauge
+
+if TYPE_CHECKING:
+    # Types only: logpipe.plugin imports this package (for BUFFER_SETTINGS).
+    from logpipe.plugin import Output, WriteResult
+
+log = logging.getLogger("logpipe.buffer")
+
+OutputFactory = Callable[[dict[str, Any]], "Output"]
+
+
+class BufferOverflowError(Exception):
+    """A put was refused because the buffer is full and overflow_action is throw_exception."""
+
+
+_COUNTERS = {
+    "delivered": ("logpipe_output_events_delivered_total", "events an output accepted"),
+    "retried": ("logpipe_output_events_retried_total", "events written again after a failure"),
+    "retries": ("logpipe_output_retries_total", "write attempts that were retries"),
+    "write_errors": ("logpipe_output_write_errors_total", "writes that raised (whole chunk retried)"),
+    "dead_lettered": ("logpipe_output_events_dead_lettered_total", "events that failed for good"),
+    "dropped": ("logpipe_output_events_dropped_total", "events dropped by the overflow policy"),
+}
+
+
+class OutputRunner:
+    """Buffers, flushes, retries and dead-letters for one output. See the module docstring."""
+
+    def __init__(
+        self, output: Output, *, state_dir: str,
+        output_factory: OutputFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.output = output
+        self.id = output.id
+        self.config: BufferConfig = resolve_buffer_config(output.params, type(output).buffer_defaults)
+        cfg = self.config
+        self._store = self._make_store(cfg, state_dir, self.id)
+        self._key_fn = compile_key_fn(cfg.chunk_keys, cfg.timekey)
+        self._policy = RetryPolicy.from_config(cfg)
+        self._clock = clock
+        self._rng = rng
+        self._sleep = sleep or self._interruptible_sleep
+        secondary = build_secondary(cfg.secondary, output_factory) if cfg.secondary else None
+        self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log)
+        self._staged: dict[ChunkKey, Chunk] = {}
+        self._queue: deque[Chunk] = deque()
+        self._inflight: set[Chunk] = set()
+        self._bytes = 0
+        self._records = 0
+        self._chunks = 0
+        self._work = asyncio.Event()
+        self._space = asyncio.Event()
+        self._new_staged = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closing = False
+        self._halt = False
+        self.counts = dict.fromkeys(_COUNTERS, 0)
+        self._metrics = {k: counter(name, doc, output=self.id) for k, (name, doc) in _COUNTERS.items()}
+        self._g_bytes = gauge("logpipe_output_buffer_bytes", "bytes buffered", output=self.id)
+        self._g_events = gauge("logpipe_output_buffer_events", "events buffered", output=self.id)
+        self._g_chunks = gauge("logpipe_output_buffer_chunks", "chunks buffered", output=self.id)
+
+    @staticmethod
+    def _make_store(cfg: BufferConfig, state_dir: str, output_id: str) -> BufferStore:
+        if cfg.type == "memory":
+            return MemoryStore()
+        from logpipe.buffer.file import FileStore, default_buffer_dir
+
+        path = cfg.path or default_buffer_dir(state_dir, output_id)
+        return FileStore(path, fsync=cfg.fsync, fsync_interval=cfg.fsync_interval, log=log)
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        for chunk in await self._store.open():
+            self._account(chunk.bytes, chunk.records, 1)
+            self._queue.append(chunk)
+        if self._queue:
+            log.info("output %s: replaying %d chunk(s), %d event(s) left in the buffer",
+                     self.id, len(self._queue), self._records)
+        await self.output.start()
+        if self._dead.secondary is not None:
+            await self._dead.secondary.start()
+        self._tasks = [asyncio.create_task(self._worker(), name=f"flush:{self.id}:{i}")
+                       for i in range(self.config.flush_thread_count)]
+        if self.config.flush_interval > 0:
+            self._tasks.append(asyncio.create_task(self._flusher(), name=f"flusher:{self.id}"))
+        self._started = True
+        self._work.set()
+
+    async def flush(self) -> None:
+        """Seal every staged chunk and wait until everything buffered now is finished.
+
+        Retries waiting for their backoff are woken to try at once (as Fluentd's SIGUSR1).
+        With the output down this waits for the retries; callers that must not wait
+        forever wrap it in a timeout.
+        """
+        for chunk in list(self._staged.values()):
+            self._seal(chunk)
+        waiters = [c.done_future() for c in (*self._queue, *self._inflight)]
+        self._wake_retries()
+        if waiters:
+            await asyncio.gather(*waiters)
+
+    async def stop(self, timeout: float) -> None:
+        """Flush (if flush_at_shutdown) within `timeout`, stop the workers, close the output."""
+        if self._closing:
+            return
+        self._closing = True
+        self._space.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        try:
+            if self.config.flush_at_shutdown:
+                await asyncio.wait_for(self.flush(), timeout=max(timeout, 0.0))
+            else:
+                self._halt = True
+                waiters = [c.done_future() for c in self._inflight]
+                if waiters:
+                    await asyncio.wait_for(asyncio.gather(*waiters), timeout=max(timeout, 0.0))
+        except TimeoutError:
+            log.warning("output %s: shutdown timeout (%.1fs) reached with %d event(s) still buffered",
+                        self.id, timeout, self._records)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        lost = await self._store.close()
+        if lost:
+            log.warning("output %s: %d event(s) were not delivered before shutdown; they were never "
+                        "acknowledged, so their inputs will read them again", self.id, lost)
+        remaining = max(0.0, deadline - loop.time())
+        for plugin in (self.output, self._dead.secondary):
+            if plugin is None:
+                continue
+            try:
+                await asyncio.wait_for(plugin.close(), timeout=max(remaining, 1.0))
+            except Exception:
+                log.exception("output %s: close failed", plugin.id)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "buffer": self.config.type,
+            "buffered_events": self._records,
+            "buffered_bytes": self._bytes,
+            "chunks": self._chunks,
+            "staged_chunks": len(self._staged),
+            "queued_chunks": len(self._queue),
+            "inflight_chunks": len(self._inflight),
+            **self.counts,
+            **getattr(self._store, "stats", dict)(),
+        }
+
+    # ---- put -------------------------------------------------------------------
+
+    async def put(self, events: list[Event], ack: Ack) -> None:
+        if not events:
+            return
+        if self._closing:
+            raise RuntimeError(f"output {self.id}: put after stop")
+        cfg = self.config
+        store = self._store
+        pieces: list[tuple[ChunkKey, list[Event], Any, int]] = []
+        total = 0
+        for key, group in group_events(events, self._key_fn):
+            for part, payload, size in self._encode(group):
+                pieces.append((key, part, payload, size))
+                total += size
+        await self._reserve(total, len(events))
+        size_limit = cfg.chunk_limit_size
+        record_limit = cfg.chunk_limit_records or math.inf
+        staged = self._staged
+        for key, part, payload, size in pieces:
+            n = len(part)
+            chunk = staged.get(key)
+            if chunk is not None and (chunk.bytes + size > size_limit or chunk.records + n > record_limit):
+                self._seal(chunk)
+                chunk = None
+            if chunk is None:
+                chunk = store.new_chunk(key)
+                staged[key] = chunk
+                self._chunks += 1
+                self._new_staged.set()
+            store.append(chunk, part, payload, size, ack)
+            chunk.records += n
+            chunk.bytes += size
+            if chunk.bytes >= size_limit or chunk.records >= record_limit:
+                self._seal(chunk)
+        store.commit(ack)
+        self._account(total, len(events), 0)
+        if cfg.flush_interval == 0:
+            for chunk in list(staged.values()):
+                self._seal(chunk)
+
+    def _encode(self, events: list[Event]) -> list[tuple[list[Event], Any, int]]:
+        """Encode a group, split in equal parts when it alone exceeds a chunk limit."""
+        payload, size = self._store.encode(events)
+        cfg = self.config
+        parts = max(math.ceil(size / cfg.chunk_limit_size),
+                    math.ceil(len(events) / cfg.chunk_limit_records) if cfg.chunk_limit_records else 1)
+        parts = min(parts, len(events))
+        if parts <= 1:
+            return [(events, payload, size)]
+        step = math.ceil(len(events) / parts)
+        out = []
+        for i in range(0, len(events), step):
+            part = events[i:i + step]
+            out.append((part, *self._store.encode(part)))
+        return out
+
+    async def _reserve(self, size: int, count: int) -> None:
+        """Make room for `size` bytes according to overflow_action."""
+        limit = self.config.total_limit_size
+        if self._bytes + size <= limit or self._bytes == 0:
+            return
+        action = self.config.overflow_action
+        if action == "throw_exception":
+            self._count("dropped", count)
+            log.warning("output %s: buffer full (%d bytes), %d event(s) refused (overflow_action "
+                        "throw_exception)", self.id, self._bytes, count)
+            raise BufferOverflowError(f"output {self.id}: buffer full ({self._bytes} of {limit} bytes)")
+        if action == "drop_oldest_chunk":
+            while self._bytes + size > limit:
+                victim = self._oldest_droppable()
+                if victim is None:
+                    break
+                await self._drop(victim)
+        while self._bytes + size > limit and self._bytes > 0 and not self._closing:
+            self._space.clear()
+            await self._space.wait()
+
+    def _oldest_droppable(self) -> Chunk | None:
+        if self._queue:
+            return self._queue.popleft()
+        if self._staged:
+            chunk = min(self._staged.values(), key=lambda c: c.created)
+            del self._staged[chunk.key]
+            return chunk
+        return None
+
+    async def _drop(self, chunk: Chunk) -> None:
+        self._count("dropped", chunk.records)
+        log.warning("output %s: buffer full, dropped the oldest chunk (%d event(s), overflow_action "
+                    "drop_oldest_chunk)", self.id, chunk.records)
+        await self._finish(chunk)
+
+    # ---- chunk movement --------------------------------------------------------
+
+    def _seal(self, chunk: Chunk) -> None:
+        if self._staged.get(chunk.key) is chunk:
+            del self._staged[chunk.key]
+        self._store.seal(chunk)
+        self._queue.append(chunk)
+        self._work.set()
+
+    async def _finish(self, chunk: Chunk) -> None:
+        await self._store.discard(chunk)
+        self._account(-chunk.bytes, -chunk.records, -1)
+        chunk.mark_done()
+        self._space.set()
+
+    def _account(self, nbytes: int, records: int, chunks: int) -> None:
+        self._bytes += nbytes
+        self._records += records
+        self._chunks += chunks
+        self._g_bytes.set(self._bytes)
+        self._g_events.set(self._records)
+        self._g_chunks.set(self._chunks)
+
+    def _count(self, name: str, amount: int) -> None:
+        self.counts[name] += amount
+        self._metrics[name].inc(amount)
+
+    # ---- flushing --------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        """Seal staged chunks flush_interval after their first event."""
+        interval = self.config.flush_interval
+        while True:
+            if not self._staged:
+                self._new_staged.clear()
+                await self._new_staged.wait()
+                continue
+            now = time.monotonic()
+            oldest = min(c.created for c in self._staged.values())
+            due = oldest + interval - now
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            for chunk in list(self._staged.values()):
+                if now - chunk.created >= interval:
+                    self._seal(chunk)
+
+    async def _worker(self) -> None:
+        while True:
+            while not self._queue or self._halt:
+                self._work.clear()
+                await self._work.wait()
+            chunk = self._queue.popleft()
+            self._inflight.add(chunk)
+            try:
+                await self._write_chunk(chunk)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug in the engine or a store must not kill the worker nor lose the chunk.
+                log.exception("output %s: unexpected error while flushing a chunk; it will be tried again",
+                              self.id)
+                self._inflight.discard(chunk)
+                await self._sleep(self.config.retry_wait)
+                self._queue.append(chunk)
+                continue
+            self._inflight.discard(chunk)
+            await self._finish(chunk)
+
+    async def _write_chunk(self, chunk: Chunk) -> None:
+        events = await self._store.load(chunk)
+        state: RetryState | None = None
+        while events:
+            try:
+                result = await self.output.write(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an output's failure of any kind: retry the chunk
+                self._count("write_errors", 1)
+                reason = f"{type(exc).__name__}: {exc}"
+                state = state or RetryState(self._policy, self._clock, self._rng)
+                wait = state.next_wait()
+                if wait is None:
+                    await self._dead_letter(
+                        [(ev, f"gave up after {state.steps} attempt(s): {reason}") for ev in events])
+                    return
+                log.warning("output %s: write of %d event(s) failed (%s); retry %d in %.2fs",
+                            self.id, len(events), reason, state.steps, wait)
+                await self._retry_after(wait, len(events))
+                continue
+            if result is None:
+                self._count("delivered", len(events))
+                return
+            retry, failed = _sanitize(result, len(events))
+            if failed:
+                await self._dead_letter([(events[i], reason) for i, reason in failed])
+            self._count("delivered", len(events) - len(retry) - len(failed))
+            if not retry:
+                return
+            events = [events[i] for i in retry]
+            state = state or RetryState(self._policy, self._clock, self._rng)
+            wait = state.next_wait()
+            if wait is None:
+                await self._dead_letter(
+                    [(ev, f"gave up after {state.steps} attempt(s): the output kept asking for a retry")
+                     for ev in events])
+                return
+            await self._retry_after(wait, len(events))
+
+    async def _retry_after(self, wait: float, count: int) -> None:
+        await self._sleep(wait)
+        self._count("retries", 1)
+        self._count("retried", count)
+
+    async def _dead_letter(self, failures: list[Failure]) -> None:
+        self._count("dead_lettered", len(failures))
+        await self._dead.send(failures)
+
+    async def _interruptible_sleep(self, delay: float) -> None:
+        """Backoff sleep that flush() and stop() cut short."""
+        wake = self._wake
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+
+    def _wake_retries(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+
+def _sanitize(result: WriteResult, n: int) -> tuple[list[int], list[tuple[int, str]]]:
+    """Indices in range, each reported once (failed wins over retry), in order."""
+    failed = {i: str(reason) for i, reason in result.failed if 0 <= i < n}
+    retry = sorted({i for i in result.retry if 0 <= i < n and i not in failed})
+    return retry, sorted(failed.items())

@@ -1,0 +1,82 @@
+"""What the runner needs from a buffer storage (memory or file).
+
+The runner owns the policy — chunking, limits, flushing, retries; a store only keeps
+chunks: appends batches to them, seals them for flushing, hands their events back and
+forgets them. The two stores differ in when an input's acknowledgement may complete:
+the memory store holds it until the chunk is finished (delivered, dead-lettered or
+dropped), the file store only until the batch is durably on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from logpipe.ack import Ack
+from logpipe.buffer.keys import ChunkKey
+from logpipe.event import Event
+
+
+class Chunk:
+    """A batch of events with one chunk key, flushed (written) as a whole."""
+
+    __slots__ = ("_done", "bytes", "created", "key", "records")
+
+    def __init__(self, key: ChunkKey, records: int = 0, nbytes: int = 0) -> None:
+        self.key = key
+        self.records = records
+        self.bytes = nbytes
+        self.created = time.monotonic()
+        self._done: asyncio.Future[None] | None = None
+
+    def done_future(self) -> asyncio.Future[None]:
+        """Resolved when the chunk is finished; created only when someone (flush) waits for it."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        return self._done
+
+    def mark_done(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+
+class BufferStore(ABC):
+    #: True when an acknowledgement completes on storage rather than on delivery.
+    durable: ClassVar[bool] = False
+
+    @abstractmethod
+    async def open(self) -> list[Chunk]:
+        """Prepare the storage; return chunks left from an earlier run, sealed, oldest first."""
+
+    @abstractmethod
+    def encode(self, events: list[Event]) -> tuple[Any, int]:
+        """Prepare a batch for `append`: (payload, size in bytes counted against the limits)."""
+
+    @abstractmethod
+    def new_chunk(self, key: ChunkKey) -> Chunk: ...
+
+    @abstractmethod
+    def append(self, chunk: Chunk, events: list[Event], payload: Any, nbytes: int, ack: Ack) -> None:
+        """Add an encoded batch to a staged chunk."""
+
+    @abstractmethod
+    def commit(self, ack: Ack) -> None:
+        """Called once after the appends of one put: arrange for `ack` to be released when due."""
+
+    @abstractmethod
+    def seal(self, chunk: Chunk) -> None:
+        """No more appends: the chunk is queued for flushing."""
+
+    @abstractmethod
+    async def load(self, chunk: Chunk) -> list[Event]:
+        """The chunk's events, for writing."""
+
+    @abstractmethod
+    async def discard(self, chunk: Chunk) -> None:
+        """The chunk is finished (delivered, dead-lettered or dropped): forget it."""
+
+    @abstractmethod
+    async def close(self) -> int:
+        """Release the storage; return how many events it held that are now lost (memory)."""

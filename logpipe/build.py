@@ -1,0 +1,228 @@
+"""From the config model to live objects: plugin instances and compiled routing.
+
+Everything that can be decided once — which plugin class, coerced settings,
+compiled conditions, tag predicates — is decided here, at build time, so that
+the per-batch code in pipeline.py only partitions lists and calls functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from logpipe import registry
+from logpipe.config.conditions import compile_condition
+from logpipe.config.model import BareWord, IfNode, PluginNode, Regex, Value
+from logpipe.config.tagmatch import compile_tag_patterns
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.metrics import counter
+from logpipe.plugin import Filter, Input, Output, Plugin
+
+log = logging.getLogger("logpipe.pipeline")
+
+Predicate = Callable[[Event], bool]
+FilterStep = Callable[[list[Event]], list[Event]]
+
+
+def plain(value: Any) -> Any:
+    """Strip the parser's wrappers: the plugin API takes plain Python data."""
+    if isinstance(value, Value):
+        return plain(value.value)
+    if isinstance(value, BareWord):
+        return value.text
+    if isinstance(value, Regex):
+        return value.source
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def instantiate(node: PluginNode | Plugin) -> Plugin:
+    """Build a plugin from its block, pointing any error at file:line:col."""
+    if isinstance(node, Plugin):
+        return node
+    try:
+        cls = registry.lookup(node.kind, node.name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, node.pos) from None
+    settings: dict[str, Any] = {}
+    for key, value in node.settings.items():
+        if isinstance(value.value, PluginNode):
+            settings[key] = instantiate(value.value)
+        else:
+            settings[key] = plain(value)
+    try:
+        return cls(**settings)
+    except ConfigError as exc:
+        pos = node.pos
+        if exc.setting is not None:
+            written = node.settings.get(exc.setting)
+            pos = written.pos if written is not None and "unknown setting" not in exc.message else (
+                node.setting_pos.get(exc.setting, pos)
+            )
+        raise ConfigError(exc.message, exc.pos or pos) from None
+
+
+# ---- filters ---------------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    """Every plugin instance of a pipeline, in config order, for start/close."""
+
+    inputs: list[Input]
+    filters: list[Filter]
+    outputs: list[Output]
+
+
+def compile_filters(nodes: list[Any], built: Built) -> FilterStep:
+    steps = [_filter_step(node, built) for node in nodes]
+    if not steps:
+        return _identity
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(events: list[Event]) -> list[Event]:
+        for step in steps:
+            if not events:
+                break
+            events = step(events)
+        return events
+
+    return run
+
+
+def _identity(events: list[Event]) -> list[Event]:
+    return events
+
+
+def _filter_step(node: Any, built: Built) -> FilterStep:
+    if isinstance(node, IfNode):
+        branches = [
+            (None if b.condition is None else compile_condition(b.condition), compile_filters(b.body, built))
+            for b in node.branches
+        ]
+        return _branching(branches)
+    plugin = instantiate(node)
+    if not isinstance(plugin, Filter):
+        raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not a filter", getattr(node, "pos", None))
+    built.filters.append(plugin)
+    step = _guarded(plugin)
+    patterns = getattr(plugin, "match", None)
+    if patterns:
+        tag_ok = compile_tag_patterns(patterns)
+        return _branching([(lambda ev: tag_ok(ev.tag), step)])
+    return step
+
+
+def _guarded(plugin: Filter) -> FilterStep:
+    """A filter that raises must not lose the batch: the events pass on unchanged,
+    tagged `_filter_error`, and the failure is logged and counted."""
+    run = plugin.filter
+    errors = counter("logpipe_filter_errors_total", "filter batches that raised", plugin=plugin.id)
+
+    def step(events: list[Event]) -> list[Event]:
+        try:
+            return run(events)
+        except Exception:
+            log.exception("filter %s failed on a batch of %d events; passing them on tagged _filter_error",
+                          plugin.id, len(events))
+            errors.inc()
+            for ev in events:
+                tags = ev.record.setdefault("tags", [])
+                if isinstance(tags, list) and "_filter_error" not in tags:
+                    tags.append("_filter_error")
+            return events
+
+    return step
+
+
+def _branching(branches: list[tuple[Predicate | None, FilterStep]]) -> FilterStep:
+    """if / else if / else over a batch: partition once, run each branch on its part.
+
+    Events that take no branch pass on unchanged. Order is kept within each part;
+    across parts, untouched events come first, then each branch's output in branch order.
+    """
+
+    def step(events: list[Event]) -> list[Event]:
+        parts: list[list[Event]] = [[] for _ in branches]
+        rest: list[Event] = []
+        for ev in events:
+            for i, (pred, _) in enumerate(branches):
+                if pred is None or pred(ev):
+                    parts[i].append(ev)
+                    break
+            else:
+                rest.append(ev)
+        if not rest and sum(1 for p in parts if p) == 1:
+            index = next(i for i, p in enumerate(parts) if p)
+            return branches[index][1](parts[index])
+        out = rest
+        for part, (_, body) in zip(parts, branches):
+            if part:
+                out = out + body(part)
+        return out
+
+    return step
+
+
+# ---- outputs ---------------------------------------------------------------------
+
+Route = Callable[[list[Event]], list[tuple[int, list[Event]]]]
+
+
+def compile_outputs(nodes: list[Any], built: Built) -> Route:
+    """A function from a batch to [(output index, its events)]: fan-out to every output
+    in the section, guarded by conditionals and `match` globs."""
+    routes = [_output_route(node, built) for node in nodes]
+
+    def route(events: list[Event]) -> list[tuple[int, list[Event]]]:
+        out: list[tuple[int, list[Event]]] = []
+        for r in routes:
+            out.extend(r(events))
+        return out
+
+    return route
+
+
+def _output_route(node: Any, built: Built) -> Route:
+    if isinstance(node, IfNode):
+        branches = [
+            (None if b.condition is None else compile_condition(b.condition), compile_outputs(b.body, built))
+            for b in node.branches
+        ]
+
+        def route_if(events: list[Event]) -> list[tuple[int, list[Event]]]:
+            parts: list[list[Event]] = [[] for _ in branches]
+            for ev in events:
+                for i, (pred, _) in enumerate(branches):
+                    if pred is None or pred(ev):
+                        parts[i].append(ev)
+                        break
+            out: list[tuple[int, list[Event]]] = []
+            for part, (_, body) in zip(parts, branches):
+                if part:
+                    out.extend(body(part))
+            return out
+
+        return route_if
+    plugin = instantiate(node)
+    if not isinstance(plugin, Output):
+        raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not an output", getattr(node, "pos", None))
+    index = len(built.outputs)
+    built.outputs.append(plugin)
+    patterns = getattr(plugin, "match", None)
+    if patterns:
+        tag_ok = compile_tag_patterns(patterns)
+
+        def route_match(events: list[Event]) -> list[tuple[int, list[Event]]]:
+            part = [ev for ev in events if tag_ok(ev.tag)]
+            return [(index, part)] if part else []
+
+        return route_match
+    return lambda events: [(index, events)]

@@ -1,0 +1,122 @@
+"""The `logpipe` command: run, check, plugins, grok.
+
+A user mistake (config, arguments) prints a positioned message and exits 1;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from logpipe import __version__
+from logpipe.errors import LogpipeError
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logpipe", description="A Fluentd/Logstash-style log pipeline.")
+    parser.add_argument("--version", action="version", version=f"logpipe {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def config_args(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("-f", "--config", dest="paths", action="append", metavar="PATH",
+                           help="config file, directory or glob (repeatable)")
+        group.add_argument("-e", "--config-string", dest="text", metavar="CONFIG", help="config given inline")
+
+    run = sub.add_parser("run", help="run a pipeline")
+    config_args(run)
+    run.add_argument("--state-dir", help="where positions and file buffers live (default: $LOGPIPE_STATE_DIR "
+                     "or ~/.local/state/logpipe)")
+    run.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds to drain on stop")
+    check = sub.add_parser("check", help="validate a config (plugins, settings, patterns); exit 0 or 1")
+    config_args(check)
+    plugins = sub.add_parser("plugins", help="list plugins with their settings")
+    plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
+    sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command_at = _command_index(argv)
+    if command_at is not None and argv[command_at] == "grok":
+        from logpipe.grok.workbench import main as grok_main
+
+        return grok_main(argv[command_at + 1:])
+    args = _parser().parse_args(argv)
+    from logpipe.logsetup import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    try:
+        if args.command == "plugins":
+            from logpipe.plugin_docs import describe_plugins
+
+            print(describe_plugins(args.name))
+            return EXIT_OK
+        pipeline = _build(args)
+        if args.command == "check":
+            print("Configuration OK")
+            return EXIT_OK
+        return _run(pipeline)
+    except LogpipeError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _command_index(argv: list[str]) -> int | None:
+    """Where the subcommand is, skipping the global options and their values: the
+    grok workbench parses its own arguments."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--log-level", "--log-format"):
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
+def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from logpipe.pipeline import Pipeline
+
+    kwargs = {}
+    if getattr(args, "state_dir", None):
+        kwargs["state_dir"] = args.state_dir
+    if getattr(args, "shutdown_timeout", None) is not None:
+        kwargs["shutdown_timeout"] = args.shutdown_timeout
+    if args.text is not None:
+        return Pipeline.from_string(args.text, "<command line>", **kwargs)
+    return Pipeline.from_paths(args.paths, **kwargs)
+
+
+def _run(pipeline) -> int:  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    return runner(_serve(pipeline))
+
+
+async def _serve(pipeline) -> int:  # type: ignore[no-untyped-def]
+    """Run until the inputs finish or TERM/INT arrives; USR1 flushes the buffers."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(pipeline.flush()))
+    return await pipeline.run(stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""The pipeline runtime: inputs → bounded queue → filter worker → output runners.
+
+One event loop. Inputs run as tasks and hand batches to a bounded queue, so a
+slow output slows the inputs instead of growing memory. A single worker runs the
+compiled filter chain on each batch (CPU work, per batch) and routes the result
+to the output runners (logpipe.buffer), which buffer, write, retry and
+dead-letter. Each batch carries an Ack (logpipe.ack) that completes when every
+output it was routed to has delivered or durably stored it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from logpipe.ack import Ack
+from logpipe.buffer import OutputRunner
+from logpipe.build import Built, compile_filters, compile_outputs, instantiate
+from logpipe.config.loader import load_config_paths, load_config_string
+from logpipe.config.model import PipelineConfig
+from logpipe.event import Event
+from logpipe.fields import compile_sprintf
+from logpipe.metrics import counter
+from logpipe.plugin import AckCallback, Filter, Input, InputContext, Output, Plugin
+
+log = logging.getLogger("logpipe.pipeline")
+
+DEFAULT_QUEUE_BATCHES = 16
+
+
+def default_state_dir() -> str:
+    """Where inputs keep positions and file buffers live unless told otherwise."""
+    explicit = os.environ.get("LOGPIPE_STATE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "logpipe")
+
+
+class Pipeline:
+    """A runnable pipeline. Build it from config text, files, a config model, or
+    plugin instances; run it with `async with` (embedding) or `run()` (daemon).
+
+        async with Pipeline.from_string(cfg, outputs=[collector]) as p:
+            await p.emit("app", {"message": "hi"})
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        *,
+        inputs: Iterable[Input] = (),
+        filters: Iterable[Filter] = (),
+        outputs: Iterable[Output] = (),
+        state_dir: str | None = None,
+        queue_batches: int = DEFAULT_QUEUE_BATCHES,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        config = config or PipelineConfig()
+        self.state_dir = state_dir or default_state_dir()
+        self.shutdown_timeout = shutdown_timeout
+        self.built = Built([], [], [])
+        self.built.inputs = [_as_input(instantiate(node)) for node in [*config.inputs, *inputs]]
+        self._filter = compile_filters([*config.filters, *filters], self.built)
+        self._route = compile_outputs([*config.outputs, *outputs], self.built)
+        self._queue_batches = queue_batches
+        self._queue: asyncio.Queue[tuple[list[Event], Ack] | None] | None = None
+        self._runners: list[OutputRunner] = []
+        self._input_tasks: list[asyncio.Task[None]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self._inputs_done: asyncio.Event | None = None
+        self.failed: BaseException | None = None
+        self._events_in = counter("logpipe_events_in_total", "events emitted by inputs")
+        self._events_filtered = counter("logpipe_events_filtered_total", "events leaving the filter stage")
+
+    # ---- construction -----------------------------------------------------------
+
+    @classmethod
+    def from_string(cls, text: str, name: str = "<config string>", **kwargs: Any) -> Pipeline:
+        return cls(load_config_string(text, name), **kwargs)
+
+    @classmethod
+    def from_paths(cls, paths: list[str], **kwargs: Any) -> Pipeline:
+        return cls(load_config_paths(paths), **kwargs)
+
+    @property
+    def plugins(self) -> list[Plugin]:
+        return [*self.built.inputs, *self.built.filters, *self.built.outputs]
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open outputs, then filters, then start inputs (so nothing arrives before
+        there is somewhere to put it)."""
+        if self._started:
+            return
+        self._started = True
+        Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+        self._queue = asyncio.Queue(self._queue_batches)
+        self._inputs_done = asyncio.Event()
+        for output in self.built.outputs:
+            runner = OutputRunner(output, state_dir=self.state_dir)
+            await runner.start()
+            self._runners.append(runner)
+        for plugin in self.built.filters:
+            await plugin.start()
+        self._worker = asyncio.create_task(self._work(), name="logpipe-worker")
+        for plugin in self.built.inputs:
+            await plugin.start()
+            ctx = InputContext(self._emitter_for(plugin), self.state_dir, plugin.id)
+            task = asyncio.create_task(self._run_input(plugin, ctx), name=f"input:{plugin.id}")
+            self._input_tasks.append(task)
+        if not self._input_tasks:
+            self._inputs_done.set()
+        else:
+            asyncio.create_task(self._watch_inputs())
+
+    async def _watch_inputs(self) -> None:
+        await asyncio.gather(*self._input_tasks, return_exceptions=True)
+        assert self._inputs_done is not None
+        self._inputs_done.set()
+
+    async def _run_input(self, plugin: Input, ctx: InputContext) -> None:
+        try:
+            await plugin.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("input %s failed; stopping the pipeline", plugin.id)
+            self.failed = exc
+            raise
+
+    async def wait_inputs(self) -> None:
+        """Return when every input has finished (finite inputs) or failed."""
+        assert self._inputs_done is not None
+        await self._inputs_done.wait()
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        """Run until every input has finished, or until `stop` is set; then drain.
+        Returns the process exit status (0, or 1 when an input failed)."""
+        await self.start()
+        assert self._inputs_done is not None
+        waiters = [asyncio.ensure_future(self._inputs_done.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await self.stop()
+        return 1 if self.failed is not None else 0
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop inputs, drain the queue through the filters, flush and close the
+        outputs within the shutdown timeout."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for task in self._input_tasks:
+            task.cancel()
+        await asyncio.gather(*self._input_tasks, return_exceptions=True)
+        for plugin in self.built.inputs:
+            await _quietly(plugin.close(), plugin)
+        assert self._queue is not None and self._worker is not None
+        await self._queue.put(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._worker), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            log.error("filter stage did not drain within %.1fs; %d batches left", timeout, self._queue.qsize())
+            self._worker.cancel()
+        for runner in self._runners:
+            await runner.stop(max(0.0, deadline - loop.time()))
+        for plugin in self.built.filters:
+            await _quietly(plugin.close(), plugin)
+
+    async def flush(self) -> None:
+        """Write out everything buffered now (SIGUSR1)."""
+        for runner in self._runners:
+            await runner.flush()
+
+    async def __aenter__(self) -> Pipeline:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- events -----------------------------------------------------------------
+
+    async def emit(self, tag: str, record: dict[str, Any], time: int | None = None) -> Ack:
+        """Push one event in from Python (embedding). Returns its Ack: `await
+        pipeline.delivered(ack)` waits until the outputs have it."""
+        return await self.emit_events([Event(tag, time, record)])
+
+    async def emit_events(self, events: list[Event], on_ack: AckCallback | None = None) -> Ack:
+        """Push a batch in from Python; waits while the pipeline is full."""
+        if not self._started:
+            await self.start()
+        assert self._queue is not None
+        ack = Ack(on_ack)
+        self._events_in.inc(len(events))
+        await self._queue.put((events, ack))
+        return ack
+
+    @staticmethod
+    async def delivered(ack: Ack) -> None:
+        """Wait for an Ack to complete (all outputs delivered or stored the batch)."""
+        done = asyncio.Event()
+        ack.on_done(done.set)
+        await done.wait()
+
+    def _emitter_for(self, plugin: Input) -> Callable[[list[Event], AckCallback | None], Any]:
+        decorate = _input_decorator(plugin)
+        emit = self.emit_events
+
+        async def emit_batch(events: list[Event], on_ack: AckCallback | None = None) -> None:
+            if not events:
+                if on_ack is not None:
+                    on_ack()
+                return
+            if decorate is not None:
+                for ev in events:
+                    decorate(ev)
+            await emit(events, on_ack)
+
+        return emit_batch
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        route = self._route
+        run_filters = self._filter
+        runners = self._runners
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            events, ack = item
+            try:
+                events = run_filters(events)
+                self._events_filtered.inc(len(events))
+                for index, part in route(events):
+                    await runners[index].put(part, ack)
+            except Exception:
+                log.exception("routing failed for a batch of %d events", len(events))
+                self.failed = self.failed or RuntimeError("routing failed")
+            finally:
+                ack.release()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "events_in": self._events_in.value,
+            "events_filtered": self._events_filtered.value,
+            "queue_batches": self._queue.qsize() if self._queue is not None else 0,
+            "outputs": {runner.output.id: runner.stats() for runner in self._runners},
+        }
+
+
+def _as_input(plugin: Plugin) -> Input:
+    if not isinstance(plugin, Input):
+        from logpipe.errors import ConfigError
+
+        raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not an input")
+    return plugin
+
+
+def _input_decorator(plugin: Input) -> Callable[[Event], None] | None:
+    """The common input options (`type`, `tags`, `add_field`, `@label`), applied per
+    event only when one is set."""
+    type_ = getattr(plugin, "type", None)
+    tags = list(getattr(plugin, "tags", None) or [])
+    adds = [(compile_sprintf(str(k)), compile_sprintf(str(v)) if isinstance(v, str) else v)
+            for k, v in (getattr(plugin, "add_field", None) or {}).items()]
+    label = plugin.params.get("@label")
+    if not (type_ or tags or adds or label):
+        return None
+
+    def decorate(ev: Event) -> None:
+        record = ev.record
+        if type_ and "type" not in record:
+            record["type"] = type_
+        if tags:
+            current = record.setdefault("tags", [])
+            if isinstance(current, list):
+                current.extend(t for t in tags if t not in current)
+        for key, value in adds:
+            record.setdefault(key(ev), value(ev) if callable(value) else value)
+        if label:
+            ev.meta["_label"] = label
+
+    return decorate
+
+
+async def _quietly(awaitable: Any, plugin: Plugin) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        try:
+            await awaitable
+        except Exception:
+            log.exception("closing %s %s failed", plugin.kind, plugin.id)

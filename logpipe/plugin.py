@@ -1,0 +1,214 @@
+"""The plugin API: base classes, setting declarations, and their validation.
+
+A plugin declares its settings once (`settings = [Setting(...)]`); that single
+declaration drives validation, error messages, defaults and `logpipe plugins`.
+Plugins are built from their settings alone (`GrokFilter(match={...})`), so a
+pipeline can be rebuilt anywhere, and talk to the core only through this module,
+`logpipe.event`, `logpipe.fields` and the context objects they are handed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from logpipe.buffer.settings import BUFFER_SETTINGS
+from logpipe.decorate import build_decorator
+from logpipe.event import Event
+from logpipe.settings import Setting, coerce_settings
+
+__all__ = [
+    "AckCallback", "Codec", "Filter", "Input", "InputContext", "Output", "Plugin", "RetryableError",
+    "Setting", "WriteResult",
+]
+
+class Plugin:
+    """Base of every plugin. Subclasses set `kind`, `name`, `settings`, and take their
+    validated settings as attributes (`self.path`, `self.tag` …)."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    settings: ClassVar[list[Setting]] = []
+    common_settings: ClassVar[list[Setting]] = [
+        Setting("id", "string", doc="a unique name for this plugin instance (logs, metrics)"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        values = coerce_settings(type(self), settings)
+        for setting in type(self).all_settings():
+            if setting.type == "codec" and isinstance(values.get(setting.name), str):
+                from logpipe.registry import create  # the registry imports this module
+
+                values[setting.name] = create("codec", values[setting.name])
+        self.params: dict[str, Any] = values
+        cls = type(self)
+        for key, value in values.items():
+            attr = key.lstrip("@").replace("-", "_")
+            if not callable(getattr(cls, attr, None)) and not isinstance(getattr(cls, attr, None), property):
+                setattr(self, attr, value)
+        self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
+        self.id: str = values.get("id") or f"{self.name}"
+
+    @classmethod
+    def all_settings(cls) -> list[Setting]:
+        seen: dict[str, Setting] = {}
+        for s in cls.common_settings + cls.settings:
+            seen[s.name] = s
+        return list(seen.values())
+
+    async def start(self) -> None:
+        """Open connections, files … Called once before events flow."""
+
+    async def close(self) -> None:
+        """Release everything. Called once after the last event."""
+
+
+# ---- inputs ----------------------------------------------------------------------
+
+AckCallback = Callable[[], None]
+
+
+class InputContext:
+    """What an input is handed by the pipeline.
+
+    `emit(events, on_ack)` hands a batch to the pipeline and waits while the pipeline
+    is full (backpressure). `on_ack` is called exactly once, on the event loop, when
+    every output the batch was routed to has delivered it or stored it durably (at
+    once if the events were dropped or routed nowhere). Inputs commit — save a
+    position, send an ack — only from `on_ack`.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[list[Event], AckCallback | None], Awaitable[None]],
+        state_dir: str,
+        plugin_id: str,
+        metrics: Any = None,
+    ) -> None:
+        self.emit = emit
+        self.state_dir = state_dir
+        self.plugin_id = plugin_id
+        self.metrics = metrics
+
+
+class Input(Plugin):
+    """An input runs as one task. `run` returns when a finite input is exhausted
+    (stdin at EOF, generator count reached); an endless one runs until the task is
+    cancelled at shutdown, and must leave its committed state consistent when it is.
+    """
+
+    kind = "input"
+    common_settings = Plugin.common_settings + [
+        Setting("tag", "string", doc="routing tag of the events (Fluentd style)"),
+        Setting("type", "string", doc="Logstash `type` field set on every event"),
+        Setting("tags", "array", doc="tags added to every event"),
+        Setting("add_field", "hash", default={}, doc="fields added to every event (sprintf)"),
+        Setting("codec", "codec", doc="how bytes become records"),
+        Setting("@label", "string", doc="Fluentd label: route these events to a <label> section"),
+    ]
+
+    async def run(self, ctx: InputContext) -> None:
+        raise NotImplementedError
+
+    @property
+    def event_tag(self) -> str:
+        """The tag events get when the user set none: the plugin's name (`stdin`, `generator`)."""
+        return self.params.get("tag") or self.name
+
+
+# ---- filters ---------------------------------------------------------------------
+
+
+class Filter(Plugin):
+    """Filters transform batches synchronously: per-event Python is the budget, so a
+    filter gets the whole batch and returns the batch that continues (it may drop,
+    change or add events). On success for an event a filter calls `self.matched(ev)`
+    (Logstash's filter_matched), which applies the common add/remove options."""
+
+    kind = "filter"
+    common_settings = Plugin.common_settings + [
+        Setting("add_field", "hash", default={}, doc="fields to add on success (sprintf in keys and values)"),
+        Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),
+        Setting("remove_field", "array", default=[], doc="fields to remove on success"),
+        Setting("remove_tag", "array", default=[], doc="tags to remove on success"),
+        Setting("match", "array", doc="only events whose tag matches one of these globs"),
+        Setting("periodic_flush", "bool", default=False, doc="accepted for Logstash compatibility"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._decorate = build_decorator(
+            self.add_field, self.add_tag, self.remove_field, self.remove_tag  # type: ignore[attr-defined]
+        )
+
+    def filter(self, events: list[Event]) -> list[Event]:
+        raise NotImplementedError
+
+    def matched(self, event: Event) -> None:
+        """Apply add_field/add_tag/remove_field/remove_tag to an event the filter handled."""
+        if self._decorate is not None:
+            self._decorate(event)
+
+    @property
+    def decorates(self) -> bool:
+        """False when no common option is set, so filters can skip the per-event call."""
+        return self._decorate is not None
+
+    def flush(self) -> list[Event]:
+        """Events a filter held back (multiline, aggregation), released at shutdown or on a timer."""
+        return []
+
+
+# ---- outputs ---------------------------------------------------------------------
+
+
+class RetryableError(Exception):
+    """The whole write failed for a reason that may pass (connection refused, 503):
+    the chunk is retried with backoff."""
+
+
+@dataclass
+class WriteResult:
+    """Per-item outcome of `Output.write`. Indices refer to the events passed in;
+    every index not listed was delivered. `retry` items are retried alone;
+    `failed` items (index, reason) go to the dead-letter route."""
+
+    retry: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Output(Plugin):
+    """Outputs write chunks. The core's buffer engine (memory or file, per output)
+    batches events into chunks, calls `write`, retries, and dead-letters; the output
+    only speaks its protocol. Return None (all delivered) or a WriteResult; raise
+    RetryableError (or any exception) to retry the whole chunk."""
+
+    kind = "output"
+    common_settings = Plugin.common_settings + [
+        Setting("match", "array", doc="only events whose tag matches one of these globs"),
+        Setting("codec", "codec", doc="how events become bytes"),
+    ] + BUFFER_SETTINGS
+    #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).
+    buffer_defaults: ClassVar[dict[str, Any]] = {}
+
+    async def write(self, events: list[Event]) -> WriteResult | None:
+        raise NotImplementedError
+
+
+# ---- codecs ----------------------------------------------------------------------
+
+
+class Codec(Plugin):
+    """Codecs turn bytes into records and events into bytes, a batch at a time."""
+
+    kind = "codec"
+
+    def decode(self, lines: list[str]) -> list[dict[str, Any]]:
+        """One record per line (a line-framed input already split the stream)."""
+        raise NotImplementedError
+
+    def encode(self, events: list[Event]) -> bytes:
+        raise NotImplementedError

@@ -1,0 +1,345 @@
+"""The grok filter: Logstash's grok, with Fluentd's `format` / `<parse>` as an alternative.
+
+Logstash semantics: `match` maps a source field to one pattern or a list; patterns
+are tried in order and, with `break_on_match` (default), the first match wins.
+Captures are merged into the event (or under `target`) like Logstash's grok: a
+field that already holds a string becomes an array of both values unless it is
+listed in `overwrite`; empty captures are skipped unless `keep_empty_captures`.
+No match → `tag_on_failure`; a match over its `timeout_millis` budget →
+`tag_on_timeout` (and nothing else, as in Logstash); a `:int`/`:float` capture
+that is not a number (`:int` on "3.5") keeps its text and the event gets
+`tag_on_coerce_failure` (`_grokcoercefailure`, a logpipe addition: Logstash
+silently truncates such values with Ruby's to_i).
+
+`timeout_millis` defaults to 2000 ms rather than Logstash's 30000: a normal grok
+match takes microseconds, so 2 s is already a million times the norm, while a
+30 s stall per event would freeze the whole pipeline behind it (the queues are
+bounded). 0 disables the budget. How the budget is enforced without slowing the
+common path is explained in `logpipe.grok.watchdog`.
+
+Fluentd: `format apache2` (a named format, see `logpipe.grok.formats`), a
+`/regexp/` or a grok expression, or a `<parse>` section (`@type apache2`,
+`@type regexp` + `expression`, `@type grok` + `grok_pattern`) parses `key_name`
+(default `message`). In that form `match` may carry the tag globs of a Fluentd
+`<filter>` directive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref
+from logpipe.grok import watchdog
+from logpipe.grok.engine import Grok
+from logpipe.grok.errors import GrokError, GrokTimeout
+from logpipe.grok.extract import GrokCaptures, capture_path
+from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
+from logpipe.metrics import counter
+from logpipe.plugin import Filter, Setting
+
+MatchFn = Callable[[str], "dict[str, Any] | None"]
+_SPECIAL = ("@metadata", "@timestamp")
+
+
+class GrokFilter(Filter):
+    name = "grok"
+    doc = "Parse unstructured text into fields with grok patterns (Logstash grok; Fluentd formats)."
+    settings = [
+        Setting("match", "any", default={}, doc="field => pattern or list of patterns (Logstash); "
+                "with format/parse: tag globs"),
+        Setting("break_on_match", "bool", default=True, doc="stop at the first pattern that matches"),
+        Setting("named_captures_only", "bool", default=True, doc="keep only %{PATTERN:name} captures"),
+        Setting("keep_empty_captures", "bool", default=False, doc="keep captures that matched nothing"),
+        Setting("overwrite", "array", default=[], doc="fields to overwrite instead of appending to"),
+        Setting("patterns_dir", "array", default=[], doc="folders (or files) of extra pattern definitions"),
+        Setting("patterns_files_glob", "string", default="*", doc="which files of patterns_dir to read"),
+        Setting("pattern_definitions", "hash", default={}, doc="inline NAME => REGEX definitions"),
+        Setting("tag_on_failure", "array", default=["_grokparsefailure"], doc="tags added when nothing matched"),
+        Setting("tag_on_timeout", "string", default="_groktimeout", doc="tag added when a match timed out"),
+        Setting("tag_on_coerce_failure", "string", default="_grokcoercefailure",
+                doc="tag added when an :int/:float capture is not a number (the text is kept)"),
+        Setting("timeout_millis", "int", default=2000, doc="budget per event for matching; 0 disables"),
+        Setting("target", "string", doc="put captures under this field instead of the event root"),
+        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+                doc="pattern set: legacy names (disabled) or ECS field names (v1, v8)"),
+        Setting("format", "string", doc="Fluentd: a named format (apache2, nginx, syslog …), /regexp/ or grok"),
+        Setting("parse", "hash", doc="Fluentd <parse> section: @type and its options"),
+        Setting("key_name", "string", default="message", doc="Fluentd: the field format/parse reads"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        p = self.params
+        raw_match = p["match"]
+        fluentd = p["format"] is not None or p["parse"] is not None
+        if fluentd:
+            patterns = {p["key_name"]: [self._fluentd_expression()]}
+            # `match` here is a Fluentd <filter> tag pattern; the core routes on it.
+            self.match = _tag_globs(raw_match)
+        else:
+            patterns = _pattern_map(raw_match)
+            self.match = None  # the core reads `match` as tag globs; grok's match is a pattern map
+        if not patterns:
+            raise ConfigError("grok needs 'match' (field => pattern) or a Fluentd 'format'/'parse'",
+                              setting="match")
+        self.patterns = patterns
+        self.timeout = p["timeout_millis"] / 1000.0 if p["timeout_millis"] > 0 else None
+        self.groks = {f: self._compile(f, exprs) for f, exprs in patterns.items()}
+        self._plan = [(compile_getter(f), [c.match for c in g.compiled]) for f, g in self.groks.items()]
+        self._safe_plan = [(getter, [_regex_module_matcher(c, self.timeout or 0.0) for c in g.compiled])
+                           for (getter, _), g in zip(self._plan, self.groks.values())]
+        self._merge = self._build_merge()
+        self._failure_tags = list(p["tag_on_failure"])
+        self._matches = counter("logpipe_grok_matches_total", "events grok matched", plugin=self.id)
+        self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
+        self._timeouts = counter("logpipe_grok_timeouts_total", "events whose grok match timed out",
+                                 plugin=self.id)
+
+    # -- construction ----------------------------------------------------------------
+    def _fluentd_expression(self) -> str:
+        p = self.params
+        if p["format"] is not None:
+            return _format_expression(p["format"], "format")
+        parse = p["parse"]
+        kind = parse.get("@type", parse.get("type"))
+        if kind in ("grok", "multiline_grok"):
+            pattern = parse.get("grok_pattern") or parse.get("pattern")
+            if not pattern:
+                raise ConfigError("<parse> @type grok needs 'grok_pattern'", setting="parse")
+            return str(pattern)
+        if kind == "regexp":
+            expression = parse.get("expression")
+            if not expression:
+                raise ConfigError("<parse> @type regexp needs 'expression'", setting="parse")
+            return _format_expression(str(expression), "parse")
+        if kind is None:
+            raise ConfigError("<parse> needs '@type'", setting="parse")
+        return _format_expression(str(kind), "parse")
+
+    def _compile(self, field: str, expressions: list[str]) -> Grok:
+        p = self.params
+        try:
+            return Grok(expressions, patterns_dir=p["patterns_dir"], pattern_definitions=p["pattern_definitions"],
+                        ecs_compatibility=p["ecs_compatibility"], named_captures_only=p["named_captures_only"],
+                        keep_empty_captures=p["keep_empty_captures"], patterns_files_glob=p["patterns_files_glob"])
+        except GrokError as exc:
+            setting = "match"
+            if exc.pattern is not None and exc.pattern in p["pattern_definitions"]:
+                setting = "pattern_definitions"
+            elif "patterns_dir" in exc.reason or "pattern file" in exc.reason:
+                setting = "patterns_dir"
+            if self.params["format"] is not None or self.params["parse"] is not None:
+                setting = "format" if self.params["format"] is not None else "parse"
+            raise ConfigError(f"grok pattern for field '{field}': {exc}", setting=setting) from None
+
+    def _build_merge(self) -> Callable[[Event, dict[str, Any]], None]:
+        overwrite = frozenset(capture_path(str(f)) for f in self.params["overwrite"])
+        special = any(e.path[0] in _SPECIAL for g in self.groks.values() for c in g.compiled for e in c.entries)
+        target = self.params["target"]
+        if target:
+            get_target = compile_getter(target)
+            set_target = compile_setter(target)
+            tpath = parse_ref(target)
+            if tpath[0] == "@timestamp":
+                raise ConfigError("target cannot be @timestamp", setting="target")
+
+            def merge_target(ev: Event, caps: dict[str, Any]) -> None:
+                box = get_target(ev)
+                if type(box) is not dict:
+                    box = {}
+                    set_target(ev, box)
+                _merge_into(box, caps, overwrite, ())
+            return merge_target
+        if special:
+            set_ts = compile_setter("@timestamp")
+
+            def merge_special(ev: Event, caps: dict[str, Any]) -> None:
+                for k, v in caps.items():
+                    if k == "@metadata" and type(v) is dict:
+                        _merge_into(ev.meta, v, overwrite, ("@metadata",))
+                    elif k == "@timestamp":
+                        set_ts(ev, v[-1] if type(v) is list else v)
+                    else:
+                        _merge_into(ev.record, {k: v}, overwrite, ())
+            return merge_special
+        if overwrite:
+            return lambda ev, caps: _merge_into(ev.record, caps, overwrite, ())
+
+        def merge_fast(ev: Event, caps: dict[str, Any]) -> None:
+            rec = ev.record
+            for k, v in caps.items():
+                if k in rec:
+                    _merge_into(rec, {k: v}, overwrite, ())
+                else:
+                    rec[k] = v
+        return merge_fast
+
+    # -- the batch path ----------------------------------------------------------------
+    def filter(self, events: list[Event]) -> list[Event]:
+        if not events:
+            return events
+        timeout = self.timeout
+        if timeout is None:
+            self._run(events, self._plan, [0])
+        elif watchdog.signals_usable():
+            with watchdog.batch_guard(timeout) as cell:
+                self._run(events, self._plan, cell)
+        else:
+            self._run(events, self._safe_plan, [0])
+        return events
+
+    def _run(self, events: list[Event], plan: list[tuple[Callable[[Event], Any], list[MatchFn]]],
+             cell: list[int]) -> None:
+        merge = self._merge
+        break_on_match = self.params["break_on_match"]
+        decorate = self.matched if self.decorates else None
+        failure_tags = self._failure_tags
+        coerce_tag = self.params["tag_on_coerce_failure"]
+        matched_n = failed_n = timeout_n = 0
+        for ev in events:
+            cell[0] += 1
+            try:
+                matched = False
+                for getter, matchers in plan:
+                    value = getter(ev)
+                    if value is MISSING or value is None:
+                        continue
+                    for text in (value,) if type(value) is str else _texts(value):
+                        for fn in matchers:
+                            caps = fn(text)
+                            if caps is not None:
+                                matched = True
+                                if type(caps) is GrokCaptures:
+                                    add_tag(ev, coerce_tag)
+                                merge(ev, caps)
+                                if break_on_match:
+                                    break
+                    if matched and break_on_match:
+                        break
+            except GrokTimeout:
+                timeout_n += 1
+                add_tag(ev, self.params["tag_on_timeout"])
+                self.log.warning("grok timed out after %s ms on field of event %r", self.params["timeout_millis"],
+                                 _preview(ev))
+                continue
+            if matched:
+                matched_n += 1
+                if decorate is not None:
+                    decorate(ev)
+            else:
+                failed_n += 1
+                for tag in failure_tags:
+                    add_tag(ev, tag)
+        if matched_n:
+            self._matches.inc(matched_n)
+        if failed_n:
+            self._failures.inc(failed_n)
+        if timeout_n:
+            self._timeouts.inc(timeout_n)
+
+
+def _merge_into(container: dict[str, Any], caps: dict[str, Any], overwrite: frozenset[tuple[str, ...]],
+                prefix: tuple[str, ...]) -> None:
+    """Logstash grok's `handle`: set when absent or null, append to an array,
+    promote a string to an array, overwrite when asked; other values are left alone."""
+    for k, v in caps.items():
+        path = prefix + (k,)
+        old = container.get(k, MISSING)
+        if type(v) is dict:
+            if type(old) is dict and path not in overwrite:
+                _merge_into(old, v, overwrite, path)
+            elif old is MISSING or old is None or path in overwrite:
+                container[k] = v
+            continue
+        if path in overwrite:
+            container[k] = v
+            continue
+        for item in (v if type(v) is list else (v,)):
+            old = container.get(k, MISSING)
+            if old is MISSING or old is None:
+                container[k] = item
+            elif type(old) is list:
+                old.append(item)
+            elif type(old) is str:
+                container[k] = [old, item]
+
+
+def _texts(value: Any) -> list[str]:
+    """Logstash matches each element of an array field, and the text form of anything else."""
+    if type(value) is list:
+        return [v if type(v) is str else str(v) for v in value if v is not None]
+    return [str(value)]
+
+
+def _preview(ev: Event) -> str:
+    text = repr(ev.record)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _regex_module_matcher(compiled: Any, timeout: float) -> MatchFn:
+    """The same expression on the `regex` module with its own timeout, for threads
+    where the SIGALRM watchdog cannot run."""
+    extract = compiled.extract
+
+    def match(text: str) -> dict[str, Any] | None:
+        try:
+            m = compiled.fallback().search(text, timeout=timeout)
+        except TimeoutError:
+            raise GrokTimeout("grok match exceeded its time budget") from None
+        return None if m is None else extract(m)
+
+    return match
+
+
+def _pattern_map(raw: Any) -> dict[str, list[str]]:
+    """`match` as Logstash accepts it: a hash, or a flat [field, pattern, …] array."""
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, (list, tuple)) and len(raw) % 2 == 0 and all(isinstance(x, (str, list)) for x in raw):
+        items = [(raw[i], raw[i + 1]) for i in range(0, len(raw), 2)]
+    elif raw in (None, "", []):
+        return {}
+    else:
+        raise ConfigError("setting 'match' expects a hash of field => pattern(s), "
+                          "e.g. match => { \"message\" => \"%{COMBINEDAPACHELOG}\" }", setting="match")
+    out: dict[str, list[str]] = {}
+    for fld, pats in items:
+        if not isinstance(fld, str) or not fld:
+            raise ConfigError(f"match: field name must be a string, got {fld!r}", setting="match")
+        plist = [pats] if isinstance(pats, str) else list(pats)
+        if not plist or not all(isinstance(x, str) for x in plist):
+            raise ConfigError(f"match: the pattern for '{fld}' must be a string or a list of strings",
+                              setting="match")
+        parse_ref(fld)
+        out.setdefault(fld, []).extend(plist)
+    return out
+
+
+def _tag_globs(raw: Any) -> list[str] | None:
+    if raw in (None, {}, []):
+        return None
+    if isinstance(raw, str):
+        return raw.split()
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        return list(raw)
+    raise ConfigError("with format/parse, 'match' is a list of tag patterns", setting="match")
+
+
+def _format_expression(value: str, setting: str) -> str:
+    """Fluentd `format`: a named format, `/regexp/`, or (logpipe) a grok expression."""
+    if value in NAMED_FORMATS:
+        return NAMED_FORMATS[value]
+    if len(value) >= 2 and value.startswith("/") and value.rstrip("imx").endswith("/"):
+        body = value[1:value.rstrip("imx").rindex("/")]
+        flags = value[len(value.rstrip("imx")):]
+        return (f"(?{flags})" if flags else "") + body
+    if "%{" in value or "(?<" in value:
+        return value
+    try:
+        compile_named_format(value)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, setting=setting) from None
+    return NAMED_FORMATS[value]

@@ -1,0 +1,122 @@
+"""The TCP(+TLS) listener under the network inputs (forward, beats).
+
+Both inputs need the same life cycle: bind and listen in `start` (so a port clash is
+reported before events flow), hold accepted peers until `run` has a context, cap the number of
+connections, give every connection its own task so a bad peer only ever loses its
+own connection, and close everything when the input is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from logpipe.errors import ConfigError
+from logpipe.metrics import REGISTRY
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol: log the reason, count it, close its connection."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ConnectionServer:
+    def __init__(
+        self, handler: Handler, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
+        max_connections: int, log: logging.Logger, plugin: str, plugin_id: str,
+    ) -> None:
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._max = max_connections
+        self._log = log
+        self._labels = {"plugin": plugin, "id": plugin_id}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._running = asyncio.Event()
+        self.port = port
+        self._connections = REGISTRY.gauge("logpipe_input_connections", "open connections", **self._labels)
+
+    async def bind(self) -> int:
+        """Listen; returns the bound port (useful with port 0). Peers that connect before
+        `serve` wait for it instead of being refused."""
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self._host, self._port, ssl=self._ssl,
+                reuse_address=True, limit=1 << 20,
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}", setting="port") from exc
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def serve(self) -> None:
+        """Accept connections until cancelled, then close every connection."""
+        if self._server is None:
+            await self.bind()
+        self._running.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.close()
+
+    def error(self, reason: str, peer: object, message: str) -> None:
+        """Count and log a bad peer (the caller closes its connection)."""
+        REGISTRY.counter(
+            "logpipe_input_protocol_errors_total", "connections closed for a protocol error",
+            reason=reason, **self._labels,
+        ).inc()
+        self._log.warning("closing connection from %s: %s", peer, message)
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if self._max and len(self._tasks) >= self._max:
+            self.error("max_connections", peer, f"more than {self._max} connections")
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        self._writers.add(writer)
+        self._connections.inc()
+        try:
+            await self._running.wait()
+            await self._handler(reader, writer)
+        except ProtocolError as exc:
+            self.error(exc.reason, peer, str(exc))
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError) as exc:
+            self._log.debug("connection from %s ended: %r", peer, exc)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - a bug met by one peer must not stop the listener
+            self._log.exception("connection from %s failed", peer)
+        finally:
+            self._connections.inc(-1)
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._writers.discard(writer)
+            writer.close()

@@ -1,0 +1,47 @@
+"""Logstash's generator input: synthetic events for tests and benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from logpipe.event import Event
+from logpipe.plugin import Input, InputContext, Setting
+
+
+class GeneratorInput(Input):
+    name = "generator"
+    doc = "Emits `message` (or each of `lines` in turn) `count` times; count 0 runs forever."
+    settings = [
+        Setting("message", "string", default="Hello world!", doc="the message of every event"),
+        Setting("lines", "array", doc="messages to cycle through instead of `message`"),
+        Setting("count", "int", default=0, doc="how many events (0 = endless)"),
+        Setting("batch_size", "int", default=1000, doc="events per emitted batch"),
+    ]
+
+    async def run(self, ctx: InputContext) -> None:
+        lines: list[Any] = [str(x) for x in self.params["lines"]] if self.params["lines"] else [
+            self.params["message"]
+        ]
+        count: int = self.params["count"]
+        size = max(1, self.params["batch_size"])
+        tag = self.event_tag
+        host = socket.gethostname()
+        codec = self.params["codec"]
+        per_cycle = len(lines)
+        sequence = 0
+        while count == 0 or sequence < count:
+            n = size if count == 0 else min(size, count - sequence)
+            now = time.time_ns()
+            if codec is None:
+                batch = [
+                    Event(tag, now, {"message": lines[(sequence + i) % per_cycle], "host": host,
+                                     "sequence": sequence + i})
+                    for i in range(n)
+                ]
+            else:
+                records = codec.decode([lines[(sequence + i) % per_cycle] for i in range(n)])
+                batch = [Event(tag, now, r) for r in records]
+            sequence += n
+            await ctx.emit(batch, None)

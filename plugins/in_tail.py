@@ -1,0 +1,274 @@
+"""Tail files: Fluentd's `in_tail` (`tail`) and Logstash's `file` input (`file`).
+
+Both names run the same engine (tail_engine.py); they differ only in the names
+of their settings and in the fields they put on a record:
+
+- `tail` (Fluentd): `{"message": line}` (format none), plus the path under
+  `path_key` when set; `tag` with `*` expanded from the path (`/` → `.`).
+- `file` (Logstash): `message`, and the path and host as Logstash's file input
+  writes them: `[log][file][path]` and `[host][name]` (ecs_compatibility v1/v8,
+  the default), or `path` and `host` (ecs_compatibility disabled). The tag is
+  `tag` when set, else `file`.
+
+Delivery: a file's position is saved only up to acknowledged bytes, atomically,
+at most every `save_interval` and at close; after a crash anything not
+acknowledged is read again. Files present at the first scan start at their end
+unless `read_from_head` / `start_position => beginning`; files that appear later
+(a rotated-in file, a new file matching the glob) are read from their start, so
+nothing written before they were found is lost.
+
+Multiline: `multiline => { pattern => "^\\s" what => "previous" negate => false
+flush_interval => 5 max_lines => 500 max_bytes => "10MB" }` (Logstash codec
+semantics, flush_interval also as `auto_flush_interval`), or the flat
+`multiline_pattern`/`multiline_negate`/`multiline_what`/`multiline_flush_interval`,
+or a Fluentd `<parse> @type multiline format_firstline … format1 …`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+import socket
+from typing import Any
+
+from logpipe.errors import ConfigError
+from logpipe.plugin import Input, InputContext, Setting
+from logpipe.settings import coerce_value
+
+from .tail_engine import Decorate, Tailer, TailOptions
+from .tail_multiline import MultilineSpec
+from .tail_parse import Parser, make_parser, make_section_parser
+from .tail_paths import split_paths
+
+_SHARED_SETTINGS = [
+    Setting("path", "array", required=True, doc="files to read: globs (*, **, {a,b}); Fluentd's a,b lists"),
+    Setting("rotate_wait", "duration", 5.0, doc="keep reading a rotated or deleted file this long after its last data"),
+    Setting("ignore_older", "duration", doc="do not open files last modified longer ago than this"),
+    Setting("max_line_size", "bytes", 1 << 20, doc="longer lines are truncated (tag _linetruncated) or skipped"),
+    Setting("max_line_action", "string", "truncate", choices=("truncate", "skip"),
+            doc="what to do with lines over max_line_size"),
+    Setting("encoding", "string", "utf-8", doc="character set of the files; invalid bytes become U+FFFD"),
+    Setting("multiline", "hash", doc="join lines: pattern, negate, what (previous|next), flush_interval, "
+                                     "max_lines, max_bytes"),
+    Setting("multiline_pattern", "string", doc="flat form of multiline.pattern"),
+    Setting("multiline_negate", "bool", False, doc="flat form of multiline.negate"),
+    Setting("multiline_what", "string", "previous", choices=("previous", "next"), doc="flat form of multiline.what"),
+    Setting("multiline_flush_interval", "duration", 5.0,
+            doc="emit a pending multiline event after this long without a new line"),
+    Setting("format", "any", "none", doc="none (message), json, /regexp/ with named groups, or a named format"),
+    Setting("parse", "hash", doc="Fluentd <parse> section (@type none|json|regexp|multiline|<format>)"),
+    Setting("batch_size", "int", 2048, doc="maximum events per emitted batch"),
+    Setting("save_interval", "duration", 1.0, doc="how often acknowledged positions are written"),
+]
+
+
+class TailInput(Input):
+    """Fluentd's in_tail."""
+
+    name = "tail"
+    doc = "follow files across rotations, at-least-once (Fluentd in_tail)"
+    settings = _SHARED_SETTINGS + [
+        Setting("exclude_path", "array", [], doc="globs of paths not to read"),
+        Setting("path_key", "string", doc="record field that receives the file's path"),
+        Setting("read_from_head", "bool", False, doc="read files found at start from the beginning"),
+        Setting("pos_file", "path", doc="position file (default: under the state dir); /dev/null: none"),
+        Setting("refresh_interval", "duration", 5.0, doc="how often the globs are expanded again"),
+        Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
+        Setting("limit_recently_modified", "duration", doc="Fluentd's name for ignore_older"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._tailer: Tailer | None = None
+        self._parser, self._multiline = _parser_and_multiline(self)
+        self._encoding = _check_encoding(self.params["encoding"])
+        self._paths = split_paths([str(p) for p in self.params["path"]])
+
+    def options(self, ctx: InputContext) -> TailOptions:
+        p = self.params
+        return TailOptions(
+            paths=self._paths,
+            excludes=[str(x) for x in p["exclude_path"]],
+            tag=p["tag"] or self.name,
+            read_from_head=p["read_from_head"],
+            pos_file=_pos_file(p["pos_file"], ctx, self._paths),
+            refresh_interval=p["refresh_interval"],
+            stat_interval=p["stat_interval"],
+            rotate_wait=p["rotate_wait"],
+            ignore_older=p["ignore_older"] if p["ignore_older"] is not None else p["limit_recently_modified"],
+            max_line_size=p["max_line_size"],
+            skip_long_lines=p["max_line_action"] == "skip",
+            encoding=self._encoding,
+            multiline=self._multiline,
+            parser=self._parser,
+            decorate=self.decorator(),
+            batch_size=p["batch_size"],
+            save_interval=p["save_interval"],
+        )
+
+    def decorator(self) -> Decorate | None:
+        key = self.params.get("path_key")
+        if not key:
+            return None
+
+        def add_path(records: list[dict[str, Any]], path: str) -> None:
+            for r in records:
+                if key not in r:
+                    r[key] = path
+
+        return add_path
+
+    async def run(self, ctx: InputContext) -> None:
+        self._tailer = Tailer(self.options(ctx), ctx)
+        await self._tailer.run()
+
+    async def close(self) -> None:
+        if self._tailer is not None:
+            self._tailer.close()
+
+
+class FileInput(TailInput):
+    """Logstash's file input (tail mode) on the same engine."""
+
+    name = "file"
+    doc = "follow files across rotations, at-least-once (Logstash file input, tail mode)"
+    settings = _SHARED_SETTINGS + [
+        Setting("exclude", "array", [], doc="globs of file names (or paths) not to read"),
+        Setting("start_position", "string", "end", choices=("beginning", "end"),
+                doc="where files seen at start are read from when no position is saved"),
+        Setting("sincedb_path", "path", doc="position file (default: under the state dir); /dev/null: none"),
+        Setting("sincedb_write_interval", "duration", doc="Logstash's name for save_interval"),
+        Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
+        Setting("discover_interval", "int", 15, doc="expand the globs every this many stat_intervals"),
+        Setting("mode", "string", "tail", choices=("tail",), doc="only tail mode is supported"),
+        Setting("ecs_compatibility", "string", "v8", choices=("disabled", "v1", "v8"),
+                doc="field layout: [log][file][path]/[host][name] (v1, v8) or path/host (disabled)"),
+    ]
+
+    def options(self, ctx: InputContext) -> TailOptions:
+        p = self.params
+        if p["discover_interval"] < 1:
+            raise ConfigError("setting 'discover_interval' must be at least 1", setting="discover_interval")
+        return TailOptions(
+            paths=self._paths,
+            excludes=[str(x) for x in p["exclude"]],
+            tag=p["tag"] or self.name,
+            read_from_head=p["start_position"] == "beginning",
+            pos_file=_pos_file(p["sincedb_path"], ctx, self._paths),
+            refresh_interval=p["discover_interval"] * p["stat_interval"],
+            stat_interval=p["stat_interval"],
+            rotate_wait=p["rotate_wait"],
+            ignore_older=p["ignore_older"],
+            max_line_size=p["max_line_size"],
+            skip_long_lines=p["max_line_action"] == "skip",
+            encoding=self._encoding,
+            multiline=self._multiline,
+            parser=self._parser,
+            decorate=self.decorator(),
+            batch_size=p["batch_size"],
+            save_interval=p["sincedb_write_interval"] or p["save_interval"],
+        )
+
+    def decorator(self) -> Decorate | None:
+        host = socket.gethostname()
+        if self.params["ecs_compatibility"] == "disabled":
+            def add_flat(records: list[dict[str, Any]], path: str) -> None:
+                for r in records:
+                    if "path" not in r:
+                        r["path"] = path
+                    if "host" not in r:
+                        r["host"] = host
+
+            return add_flat
+
+        def add_ecs(records: list[dict[str, Any]], path: str) -> None:
+            for r in records:
+                if "log" not in r:
+                    r["log"] = {"file": {"path": path}}
+                if "host" not in r:
+                    r["host"] = {"name": host}
+
+        return add_ecs
+
+
+def _parser_and_multiline(plugin: TailInput) -> tuple[Parser, MultilineSpec | None]:
+    p = plugin.params
+    multiline = _multiline_spec(p)
+    section = p.get("parse")
+    codec = p.get("codec")
+    if section:
+        parser, section_ml = make_section_parser(section, plugin.id)
+        if section_ml is not None:
+            if multiline is not None:
+                raise ConfigError("use either 'multiline' or <parse> @type multiline, not both", setting="parse")
+            multiline = section_ml
+        return parser, multiline
+    if codec is not None and str(p["format"]) == "none":
+        if hasattr(codec, "decode"):
+            return codec.decode, multiline
+        name = str(getattr(codec, "name", codec))
+        if name not in ("plain", "line", "json", "json_lines"):
+            raise ConfigError(f"codec '{name}' is not supported by the {plugin.name} input; "
+                              "use plain or json (or 'format')", setting="codec")
+        return make_parser(name, plugin.id, "codec"), multiline
+    return make_parser(p["format"], plugin.id), multiline
+
+
+def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
+    nested = p.get("multiline")
+    flat = p.get("multiline_pattern")
+    if nested and flat:
+        raise ConfigError("use either 'multiline' or 'multiline_pattern', not both", setting="multiline")
+    if not nested and not flat:
+        return None
+    if flat:
+        conf: dict[str, Any] = {"pattern": flat, "negate": p["multiline_negate"], "what": p["multiline_what"]}
+    else:
+        conf = dict(nested or {})
+    unknown = set(conf) - {"pattern", "negate", "what", "flush_interval", "auto_flush_interval",
+                           "max_lines", "max_bytes"}
+    if unknown:
+        raise ConfigError(f"unknown multiline option(s) {', '.join(sorted(unknown))}; allowed: pattern, negate, "
+                          "what, flush_interval, max_lines, max_bytes", setting="multiline")
+    if "pattern" not in conf:
+        raise ConfigError("multiline needs a 'pattern'", setting="multiline")
+    pattern = str(getattr(conf["pattern"], "source", conf["pattern"]))
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"invalid multiline pattern {pattern!r}: {exc}", setting="multiline") from None
+    what = str(conf.get("what", "previous"))
+    if what not in ("previous", "next"):
+        raise ConfigError(f"multiline 'what' must be previous or next, got {what!r}", setting="multiline")
+    flush = conf.get("flush_interval", conf.get("auto_flush_interval", p["multiline_flush_interval"]))
+    return MultilineSpec(
+        pattern=pattern,
+        negate=coerce_value(Setting("multiline", "bool"), conf.get("negate", False)),
+        what=what,
+        flush_interval=coerce_value(Setting("multiline", "duration"), flush) if flush is not None else None,
+        max_lines=coerce_value(Setting("multiline", "int"), conf.get("max_lines", 500)),
+        max_bytes=coerce_value(Setting("multiline", "bytes"), conf.get("max_bytes", "10MB")),
+    )
+
+
+def _check_encoding(name: str) -> str:
+    """Lines are split on the byte 0x0A, so only encodings that write '\\n' as that byte work."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ConfigError(f"unknown encoding {name!r}", setting="encoding") from None
+    if "\n".encode(info.name) != b"\n":
+        raise ConfigError(f"encoding {name!r} is not supported: lines are split on the byte 0x0A "
+                          "(use an ASCII-compatible encoding such as utf-8 or latin-1)", setting="encoding")
+    return info.name
+
+
+def _pos_file(configured: str | None, ctx: InputContext, paths: list[str]) -> str | None:
+    """Default: `<state_dir>/tail-<id>-<hash of the globs>.pos`; /dev/null turns persistence off."""
+    if configured:
+        return None if os.path.abspath(configured) == os.devnull else configured
+    digest = hashlib.sha1("\0".join(sorted(paths)).encode()).hexdigest()[:12]
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.plugin_id)
+    return os.path.join(ctx.state_dir, f"tail-{safe_id}-{digest}.pos")

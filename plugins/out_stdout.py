@@ -1,0 +1,32 @@
+"""Logstash's stdout output. The default codec is rubydebug, as in Logstash."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from logpipe.event import Event
+from logpipe.plugin import Output, Setting, WriteResult
+from logpipe.registry import create
+
+
+class StdoutOutput(Output):
+    name = "stdout"
+    doc = "Prints events to standard output through a codec (rubydebug, json_lines, line, json …)."
+    settings = [Setting("fd", "int", default=None, doc="file descriptor to write (default: standard output)")]
+    buffer_defaults = {"flush_interval": 0.0}
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)
+        self._codec = self.params["codec"] or create("codec", "rubydebug")
+
+    async def write(self, events: list[Event]) -> WriteResult | None:
+        data = self._codec.encode(events)
+        if self.params["fd"] is not None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.params["fd"], view):]
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return None

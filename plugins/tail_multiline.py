@@ -1,0 +1,90 @@
+"""Multiline joining with the Logstash multiline codec's semantics (plugin-private helper of in_tail).
+
+`pattern`, `negate`, `what => previous|next`: a line for which `pattern` matches
+(or does not, with `negate`) belongs to the previous event (`previous`) or to the
+next one (`next`). Joined events are tagged `multiline` like Logstash does, and
+cut with `multiline_codec_max_lines_reached` / `multiline_codec_max_bytes_reached`
+past `max_lines` / `max_bytes` so memory stays bounded. The joiner also counts the
+raw bytes of what it still holds, so the tail input never commits a position past
+a line that has not left in an event yet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Joined = tuple[str, list[str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MultilineSpec:
+    pattern: str
+    negate: bool = False
+    what: str = "previous"
+    flush_interval: float | None = 5.0
+    max_lines: int = 500
+    max_bytes: int = 10 * 1024 * 1024
+
+
+class Multiline:
+    """Joins lines into events; `pending_raw` is the raw byte count of the lines held back."""
+
+    __slots__ = ("_chars", "_lines", "_max_bytes", "_max_lines", "_negate", "_next", "_search", "pending_raw")
+
+    def __init__(self, spec: MultilineSpec) -> None:
+        self._search = re.compile(spec.pattern).search
+        self._negate = spec.negate
+        self._next = spec.what == "next"
+        self._max_lines = spec.max_lines
+        self._max_bytes = spec.max_bytes
+        self._lines: list[str] = []
+        self._chars = 0
+        self.pending_raw = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._lines)
+
+    def feed(self, lines: list[str], raw_lens: list[int]) -> tuple[list[Joined], int]:
+        """Returns the completed events and the raw bytes they cover (from the first byte held)."""
+        out: list[Joined] = []
+        consumed = 0
+        search, negate, held = self._search, self._negate, self._lines
+        for line, raw in zip(lines, raw_lens):
+            cont = (search(line) is None) is negate
+            if self._next:
+                held.append(line)
+                self._chars += len(line)
+                self.pending_raw += raw
+                if not cont:
+                    consumed += self._emit(out, None)
+            else:
+                if held and not cont:
+                    consumed += self._emit(out, None)
+                held.append(line)
+                self._chars += len(line)
+                self.pending_raw += raw
+            if len(held) >= self._max_lines:
+                consumed += self._emit(out, "multiline_codec_max_lines_reached")
+            elif self._chars >= self._max_bytes and held:
+                consumed += self._emit(out, "multiline_codec_max_bytes_reached")
+        return out, consumed
+
+    def flush(self) -> tuple[list[Joined], int]:
+        """Emit what is held as a normal event (flush timeout, file closed)."""
+        out: list[Joined] = []
+        consumed = self._emit(out, None) if self._lines else 0
+        return out, consumed
+
+    def _emit(self, out: list[Joined], reason: str | None) -> int:
+        held = self._lines
+        tags = ["multiline"] if len(held) > 1 else None
+        if reason is not None:
+            tags = (tags or []) + [reason]
+        out.append(("\n".join(held) if len(held) > 1 else held[0], tags))
+        raw = self.pending_raw
+        held.clear()
+        self._chars = 0
+        self.pending_raw = 0
+        return raw

@@ -1,0 +1,24 @@
+"""Shared fixtures: the shared/ folder (grok vectors, real log samples) and plugin helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("LOGPIPE_SHARED_DIR", REPO.parent / "shared"))
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    assert SHARED.is_dir(), f"shared/ data folder not found at {SHARED} (set LOGPIPE_SHARED_DIR)"
+    return SHARED
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> str:
+    path = tmp_path / "state"
+    path.mkdir()
+    return str(path)

@@ -1,0 +1,534 @@
+"""An Elasticsearch stand-in for tests: speaks the real `/` and `_bulk` HTTP API.
+
+No Elasticsearch can run on the test machine, so this aiohttp server behaves the way
+ES does on the wire, strictly enough that the official client accepts it and a wrong
+request fails as it would against a server:
+
+- `X-Elastic-Product: Elasticsearch` on every response (switchable off, to see the
+  client's product check refuse it);
+- REST compatibility headers checked like ES's RestCompatibleVersionHelper: a 9.x
+  stand-in accepts `compatible-with=8|9`, an 8.x one `7|8`; Accept and Content-Type
+  must agree; anything else is a 400 `media_type_header_exception`;
+- `_bulk` NDJSON parsed line by line (index, create, delete, update), the final
+  newline required, gzip bodies accepted, per-item results in request order,
+  `filter_path` applied to the response;
+- a small dynamic mapping per index, so a field first seen as a number and later
+  as "abc" is a 400 `document_parsing_exception` with ES's reason text, and
+  invalid index names and `_id` inside a document are refused as ES refuses them.
+
+Failure switches (set them on the object from the test): whole-request statuses,
+item statuses for the next N items or by predicate, a random 429 storm, delays,
+connection resets before or after indexing, and restart (the documents survive,
+as with a real node's translog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import random
+import re
+import socket
+import struct
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+Doc = dict[str, Any]
+#: (index, id, source) -> item status to force, or None for normal handling.
+ItemRule = Callable[[str, str | None, Doc | None], int | None]
+
+_COMPAT_RE = re.compile(r"compatible-with\s*=\s*(\d+)")
+_MEDIA_RE = re.compile(r"^\s*application/(?:vnd\.elasticsearch\+)?(json|x-ndjson)\b")
+_BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
+
+_ITEM_ERRORS = {
+    400: ("illegal_argument_exception", "forced failure"),
+    403: ("cluster_block_exception", "index [{index}] blocked by: [FORBIDDEN/8/index write (api)];"),
+    404: ("index_not_found_exception", "no such index [{index}]"),
+    409: ("version_conflict_engine_exception", "[{id}]: version conflict, document already exists"),
+    429: ("es_rejected_execution_exception",
+          "rejected execution of coordinating operation [shard_detail=[{index}][0][P]]"),
+    500: ("internal_server_error", "forced failure"),
+    503: ("unavailable_shards_exception", "[{index}][0] primary shard is not active"),
+}
+_REQUEST_ERRORS = {
+    429: ("es_rejected_execution_exception", "rejected execution of coordinating operation"),
+    500: ("internal_server_error", "forced failure"),
+    502: ("bad_gateway", "forced failure"),
+    503: ("cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];"),
+}
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    bulk_requests: int = 0
+    gzip_requests: int = 0
+    items: int = 0
+    item_statuses: Counter[int] = field(default_factory=Counter)
+    request_statuses: Counter[int] = field(default_factory=Counter)
+    resets: int = 0
+
+
+class ESStandIn:
+    """Start with `await es.start()`, point a client at `es.url`, stop with `await es.stop()`."""
+
+    def __init__(self, version: str = "9.1.3", *, product_header: bool = True,
+                 basic_auth: tuple[str, str] | None = None, api_key: tuple[str, str] | None = None,
+                 seed: int = 1, keep_actions: bool = True) -> None:
+        self.version = version
+        self.major = int(version.split(".")[0])
+        self.product_header = product_header
+        self.basic_auth = basic_auth
+        self.api_key = api_key
+        self.indices: dict[str, dict[str, Doc]] = {}
+        self.versions: dict[tuple[str, str], int] = {}
+        self.mappings: dict[str, dict[str, str]] = {}
+        self.stats = Stats()
+        self.headers_seen: list[dict[str, str]] = []
+        # failure switches
+        #: Statuses for the next bulk requests, in turn (None lets that request through).
+        self.request_failures: deque[int | None] = deque()
+        self.item_failures: deque[int] = deque()
+        self.item_rules: list[ItemRule] = []
+        self.storm_rate = 0.0
+        self.delay = 0.0
+        self.reset_before: int = 0
+        self.reset_after: int = 0
+        self.max_content_length = 100 * 1024 * 1024
+        #: Action metadata of every bulk item (`{"_index", "_id", "routing", "pipeline" …}`), in order.
+        self.actions: list[Doc] = []
+        self.keep_actions = keep_actions
+        self.rng = random.Random(seed)
+        self.bulk_done = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=512 * 1024 * 1024)
+        app.router.add_route("GET", "/", self._info)
+        app.router.add_route("HEAD", "/", self._info)
+        for method in ("POST", "PUT"):
+            app.router.add_route(method, "/_bulk", self._bulk)
+            app.router.add_route(method, "/{index}/_bulk", self._bulk)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        if not self.port:
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def restart(self, down_for: float = 0.0) -> None:
+        """Drop every connection and the listening socket, stay down, come back on the same port."""
+        await self.stop()
+        if down_for:
+            await asyncio.sleep(down_for)
+        await self.start()
+
+    # ---- queries for assertions --------------------------------------------------------
+
+    def docs(self, index: str | None = None) -> list[Doc]:
+        if index is not None:
+            return list(self.indices.get(index, {}).values())
+        return [d for docs in self.indices.values() for d in docs.values()]
+
+    def count(self) -> int:
+        return sum(len(d) for d in self.indices.values())
+
+    async def wait_for_count(self, n: int, timeout: float = 10.0) -> None:
+        async def enough() -> None:
+            async with self.bulk_done:
+                await self.bulk_done.wait_for(lambda: self.count() >= n)
+
+        await asyncio.wait_for(enough(), timeout)
+
+    # ---- HTTP plumbing -----------------------------------------------------------------
+
+    def _reply(self, request: web.Request, status: int, body: Any, compat: int | None) -> web.Response:
+        headers = {}
+        if self.product_header:
+            headers["X-Elastic-Product"] = "Elasticsearch"
+        mime = f"application/vnd.elasticsearch+json;compatible-with={compat}" if compat else "application/json"
+        self.stats.request_statuses[status] += 1
+        data = b"" if request.method == "HEAD" else orjson.dumps(body)
+        return web.Response(status=status, body=data, headers={**headers, "Content-Type": mime})
+
+    def _error(self, request: web.Request, status: int, etype: str, reason: str, compat: int | None,
+               caused_by: Doc | None = None) -> web.Response:
+        error: Doc = {"root_cause": [{"type": etype, "reason": reason}], "type": etype, "reason": reason}
+        if caused_by:
+            error["caused_by"] = caused_by
+        return self._reply(request, status, {"error": error, "status": status}, compat)
+
+    def _check_headers(self, request: web.Request, has_body: bool) -> tuple[int | None, web.Response | None]:
+        """REST compatibility as ES checks it; returns (compat version, error response)."""
+        self.headers_seen.append(dict(request.headers))
+        accept = request.headers.get("Accept", "")
+        ctype = request.headers.get("Content-Type", "") if has_body else ""
+        a = _COMPAT_RE.search(accept)
+        c = _COMPAT_RE.search(ctype)
+        av = int(a.group(1)) if a else None
+        cv = int(c.group(1)) if c else None
+        allowed = (self.major, self.major - 1)
+        problem = None
+        if av is not None and av not in allowed:
+            problem = f"Accept version must be either version {self.major} or {self.major - 1}, but found {av}. " \
+                      f"Accept={accept}"
+        elif cv is not None and cv not in allowed:
+            problem = f"Content-Type version must be either version {self.major} or {self.major - 1}, " \
+                      f"but found {cv}. Content-Type={ctype}"
+        elif has_body and (av is None) != (cv is None) and accept not in ("", "*/*"):
+            problem = "A compatible version is required on both Content-Type and Accept headers if either one " \
+                      f"has requested a compatible version. Accept={accept}, Content-Type={ctype}"
+        elif av is not None and cv is not None and av != cv:
+            problem = "Content-Type and Accept headers have to match when content is present. " \
+                      f"Accept={accept} Content-Type={ctype}"
+        if problem:
+            resp = self._error(request, 400, "media_type_header_exception",
+                               "Invalid media-type value on headers [Accept, Content-Type]", None,
+                               {"type": "status_exception", "reason": problem})
+            return None, resp
+        if has_body and ctype and not _MEDIA_RE.match(ctype):
+            return None, self._error(request, 406, "media_type_header_exception",
+                                     f"Content-Type header [{ctype}] is not supported", None)
+        return av or cv, None
+
+    def _check_auth(self, request: web.Request, compat: int | None) -> web.Response | None:
+        if self.basic_auth is None and self.api_key is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        ok = False
+        if self.basic_auth is not None and header.startswith("Basic "):
+            ok = base64.b64decode(header[6:]).decode() == ":".join(self.basic_auth)
+        if self.api_key is not None and header.startswith("ApiKey "):
+            ok = base64.b64decode(header[7:]).decode() == ":".join(self.api_key)
+        if ok:
+            return None
+        return self._error(request, 401, "security_exception",
+                           "missing authentication credentials for REST request [/_bulk]", compat)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        self.stats.requests += 1
+        compat, bad = self._check_headers(request, has_body=False)
+        if bad is not None:
+            return bad
+        denied = self._check_auth(request, compat)
+        if denied is not None:
+            return denied
+        body = {
+            "name": "standin-node", "cluster_name": "standin", "cluster_uuid": "sTaNdInClUsTeRuUiD000",
+            "version": {"number": self.version, "build_flavor": "default", "build_type": "docker",
+                        "lucene_version": "10.0.0" if self.major >= 9 else "9.12.0",
+                        "minimum_wire_compatibility_version": f"{self.major - 1}.18.0",
+                        "minimum_index_compatibility_version": f"{self.major - 1}.0.0"},
+            "tagline": "You Know, for Search",
+        }
+        return self._reply(request, 200, body, compat)
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        self.stats.requests += 1
+        return self._error(request, 400, "illegal_argument_exception",
+                           f"request [{request.path}] contains unrecognized parameter or path", None)
+
+    def _reset(self, request: web.Request) -> None:
+        """Close the connection with a TCP RST, as a crashed or unplugged node does."""
+        self.stats.resets += 1
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+
+    # ---- _bulk -------------------------------------------------------------------------
+
+    async def _bulk(self, request: web.Request) -> web.StreamResponse:
+        self.stats.requests += 1
+        self.stats.bulk_requests += 1
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            self.stats.gzip_requests += 1
+        compat, bad = self._check_headers(request, has_body=True)
+        if bad is not None:
+            return bad
+        denied = self._check_auth(request, compat)
+        if denied is not None:
+            return denied
+        if (request.content_length or 0) > self.max_content_length:
+            self.stats.request_statuses[413] += 1
+            return web.Response(status=413, headers={"X-Elastic-Product": "Elasticsearch"} if self.product_header
+                                else {})
+        body = await request.read()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.reset_before > 0:
+            self.reset_before -= 1
+            self._reset(request)
+            return web.Response(status=500)
+        status = self.request_failures.popleft() if self.request_failures else None
+        if status is not None:
+            etype, reason = _REQUEST_ERRORS.get(status, ("internal_server_error", "forced failure"))
+            return self._error(request, status, etype, reason, compat)
+        if not body:
+            return self._error(request, 400, "parse_exception", "request body is required", compat)
+        if not body.endswith(b"\n"):
+            return self._error(request, 400, "illegal_argument_exception",
+                               "The bulk request must be terminated by a newline [\\n]", compat)
+        try:
+            ops = _parse_bulk(body, request.match_info.get("index"))
+        except ValueError as exc:
+            return self._error(request, 400, "illegal_argument_exception", str(exc), compat)
+        started = time.monotonic()
+        items = [self._apply(op) for op in ops]
+        async with self.bulk_done:
+            self.bulk_done.notify_all()
+        if self.reset_after > 0:
+            self.reset_after -= 1
+            self._reset(request)
+            return web.Response(status=500)
+        errors = any("error" in next(iter(i.values())) for i in items)
+        response: Doc = {"errors": errors, "took": int((time.monotonic() - started) * 1000), "items": items}
+        filter_path = request.query.get("filter_path")
+        if filter_path:
+            response = _filter(response, [p.split(".") for p in filter_path.split(",") if p])
+        return self._reply(request, 200, response, compat)
+
+    def _forced_status(self, index: str, doc_id: str | None, source: Doc | None) -> int | None:
+        if self.item_failures:
+            return self.item_failures.popleft()
+        for rule in self.item_rules:
+            status = rule(index, doc_id, source)
+            if status is not None:
+                return status
+        if self.storm_rate and self.rng.random() < self.storm_rate:
+            return 429
+        return None
+
+    def _apply(self, op: _Op) -> Doc:
+        self.stats.items += 1
+        if self.keep_actions:
+            self.actions.append(op.meta)
+        result = self._apply_inner(op)
+        self.stats.item_statuses[result["status"]] += 1
+        return {op.action: result}
+
+    def _apply_inner(self, op: _Op) -> Doc:
+        index, doc_id = op.index, op.doc_id
+        head: Doc = {"_index": index, "_id": doc_id}
+        if op.parse_error is not None:
+            return _item_error(head, 400, "document_parsing_exception", f"[1:1] failed to parse: {op.parse_error}")
+        bad_name = _index_name_problem(index)
+        if bad_name:
+            return _item_error(head, 400, "invalid_index_name_exception", f"Invalid index name [{index}], {bad_name}")
+        forced = self._forced_status(index, doc_id, op.source)
+        if forced is not None:
+            etype, reason = _ITEM_ERRORS.get(forced, ("exception", "forced failure"))
+            return _item_error(head, forced, etype, reason.format(index=index, id=doc_id))
+        docs = self.indices.setdefault(index, {})
+        if op.action == "delete":
+            if doc_id in docs:
+                del docs[doc_id]
+                return {**head, "result": "deleted", "status": 200}
+            return {**head, "result": "not_found", "status": 404}
+        if op.action == "update":
+            if doc_id not in docs:
+                return _item_error(head, 404, "document_missing_exception", f"[{doc_id}]: document missing")
+            assert op.source is not None
+            source = {**docs[doc_id], **(op.source.get("doc") or {})}
+        else:
+            assert op.source is not None
+            source = op.source
+        if "_id" in source:
+            return _item_error(head, 400, "document_parsing_exception",
+                               "[1:7] Field [_id] is a metadata field and cannot be added inside a document. "
+                               "Use the index API request parameters.")
+        problem = _check_mapping(self.mappings.setdefault(index, {}), source, doc_id)
+        if problem is not None:
+            return _item_error(head, 400, "document_parsing_exception", problem[0],
+                               {"type": "illegal_argument_exception", "reason": problem[1]})
+        if doc_id is None:
+            doc_id = head["_id"] = uuid.uuid4().hex[:20]
+        if op.action == "create" and doc_id in docs:
+            return _item_error(head, 409, "version_conflict_engine_exception",
+                               f"[{doc_id}]: version conflict, document already exists (current version "
+                               f"[{self.versions[(index, doc_id)]}])")
+        existed = doc_id in docs
+        docs[doc_id] = source
+        version = self.versions[(index, doc_id)] = self.versions.get((index, doc_id), 0) + 1
+        return {**head, "_version": version, "result": "updated" if existed else "created",
+                "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": self.stats.items,
+                "_primary_term": 1, "status": 200 if existed else 201}
+
+
+@dataclass(slots=True)
+class _Op:
+    action: str
+    index: str
+    doc_id: str | None
+    source: Doc | None
+    meta: Doc
+    parse_error: str | None = None
+
+
+def _parse_bulk(body: bytes, path_index: str | None) -> list[_Op]:
+    """NDJSON as ES reads it: an action line, then a source line for index/create/update.
+    A malformed action line fails the whole request; a malformed source only its item."""
+    lines = body.split(b"\n")
+    ops: list[_Op] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i].strip()
+        i += 1
+        if not line:
+            continue
+        try:
+            action_doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"Malformed action/metadata line [{len(ops) + 1}], {exc}") from exc
+        if not isinstance(action_doc, dict) or len(action_doc) != 1:
+            raise ValueError(f"Malformed action/metadata line [{len(ops) + 1}], expected a simple value "
+                             f"for field [{next(iter(action_doc), '')}] but found [START_OBJECT]")
+        action, meta = next(iter(action_doc.items()))
+        if action not in ("index", "create", "delete", "update"):
+            raise ValueError(f"Malformed action/metadata line [{len(ops) + 1}], expected one of [create, delete, "
+                             f"index, update] but found [{action}]")
+        index = meta.get("_index") or path_index
+        if not index:
+            raise ValueError("Validation Failed: 1: index is missing;")
+        doc_id = meta.get("_id")
+        if action in ("delete", "update") and doc_id is None:
+            raise ValueError("Validation Failed: 1: id is missing;")
+        if action == "delete":
+            ops.append(_Op(action, index, doc_id, None, meta))
+            continue
+        if i >= n or not lines[i].strip():
+            raise ValueError("The bulk request must be terminated by a newline [\\n]")
+        raw = lines[i]
+        i += 1
+        try:
+            source = orjson.loads(raw)
+            if not isinstance(source, dict):
+                raise orjson.JSONDecodeError("not an object", raw.decode("utf-8", "replace"), 0)
+            ops.append(_Op(action, index, None if doc_id is None else str(doc_id), source, meta))
+        except orjson.JSONDecodeError as exc:
+            ops.append(_Op(action, index, None if doc_id is None else str(doc_id), None, meta, str(exc)))
+    return ops
+
+
+def _item_error(head: Doc, status: int, etype: str, reason: str, caused_by: Doc | None = None) -> Doc:
+    error: Doc = {"type": etype, "reason": reason}
+    if caused_by:
+        error["caused_by"] = caused_by
+    return {**head, "status": status, "error": error}
+
+
+def _index_name_problem(name: str) -> str | None:
+    if name != name.lower():
+        return "must be lowercase"
+    if name[0] in "_-+":
+        return "must not start with '_', '-', or '+'"
+    if any(c in _BAD_INDEX_CHARS for c in name):
+        return 'must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?]'
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, dict):
+        return "object"
+    return "text"
+
+
+def _check_mapping(mapping: dict[str, str], source: Doc, doc_id: str | None, prefix: str = "") -> \
+        tuple[str, str] | None:
+    """Dynamic mapping, the part that produces real-world rejections: a field keeps the
+    type it was first seen with; values that cannot be coerced to it are refused."""
+    for key, value in source.items():
+        path = prefix + key
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is None:
+                continue
+            kind = _kind(v)
+            known = mapping.get(path)
+            if known is None:
+                mapping[path] = kind
+                known = kind
+            problem = _coerce_problem(known, kind, v, path, doc_id)
+            if problem is not None:
+                return problem
+            if kind == "object":
+                nested = _check_mapping(mapping, v, doc_id, path + ".")
+                if nested is not None:
+                    return nested
+    return None
+
+
+def _coerce_problem(known: str, kind: str, value: Any, path: str, doc_id: str | None) -> tuple[str, str] | None:
+    preview = str(value)[:20]
+    head = f"[1:2] failed to parse field [{path}] of type [{known}] in document with id '{doc_id}'. " \
+           f"Preview of field's value: '{preview}'"
+    if known == "object" and kind != "object":
+        return (f"[1:2] object mapping for [{path}] tried to parse field [{path}] as object, "
+                "but found a concrete value", "concrete value for object")
+    if kind == "object" and known != "object":
+        return head, f"Can't get text on a START_OBJECT at 1:{len(path) + 5}"
+    if known in ("long", "float"):
+        if kind in ("long", "float"):
+            return None
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return head, f'For input string: "{value}"'
+        return None
+    if known == "boolean" and kind != "boolean" and value not in ("true", "false"):
+        return head, f"Failed to parse value [{value}] as only [true] or [false] are allowed."
+    return None
+
+
+def _filter(value: Any, patterns: list[list[str]]) -> Any:
+    """ES's `filter_path` (include filters, `*` wildcards, arrays transparent)."""
+    if isinstance(value, list):
+        kept = [_filter(v, patterns) for v in value]
+        return [v for v in kept if v not in (None, {}, [])]
+    if not isinstance(value, dict):
+        return value
+    out: Doc = {}
+    for key, v in value.items():
+        rest = [p[1:] for p in patterns if p and (p[0] == "**" or fnmatch.fnmatchcase(key, p[0]))]
+        if not rest:
+            continue
+        if any(not r for r in rest):
+            out[key] = v
+            continue
+        sub = _filter(v, rest)
+        if sub not in (None, {}, []) and isinstance(v, (dict, list)):
+            out[key] = sub
+    return out

@@ -1,0 +1,88 @@
+"""The `logpipe` command as a user runs it: a real process, real stdin/stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def logpipe(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logpipe.cli", *args], input=stdin, capture_output=True, text=True,
+        timeout=timeout, cwd=REPO,
+    )
+
+
+def test_stdin_to_stdout_json_lines_exits_zero_at_eof(tmp_path: Path) -> None:
+    result = logpipe("run", "--state-dir", str(tmp_path), "-e",
+                     "input { stdin {} } output { stdout { codec => json_lines } }", stdin="one\ntwo\n")
+    assert result.returncode == 0, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["message"] for d in docs] == ["one", "two"]
+    assert all("@timestamp" in d for d in docs)
+
+
+def test_seed_example_greeting(tmp_path: Path) -> None:
+    cfg = ('input { stdin {} } filter { mutate { add_field => { "greeting" => "Hello %{message}" } } } '
+           'output { stdout {} }')
+    result = logpipe("run", "--state-dir", str(tmp_path), "-e", cfg, stdin="world\n")
+    assert result.returncode == 0, result.stderr
+    assert '"greeting" => "Hello world"' in result.stdout
+
+
+def test_generator_count_to_file_with_sprintf_path(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "%{[kind]}.log"
+    cfg = (f'input {{ generator {{ count => 5 lines => ["a", "b"] add_field => {{ "kind" => "gen" }} }} }} '
+           f'output {{ file {{ path => "{out}" }} }}')
+    result = logpipe("run", "--state-dir", str(tmp_path), "-e", cfg)
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out" / "gen.log").read_text().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["a", "b", "a", "b", "a"]
+
+
+def test_check_reports_position_and_suggestion(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.conf"
+    conf.write_text('input { stdin {} }\noutput {\n  stdout { codc => json }\n}\n')
+    result = logpipe("check", "-f", str(conf))
+    assert result.returncode == 1
+    assert f"{conf}:3:12" in result.stderr
+    assert "did you mean 'codec'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_ok_and_unknown_plugin(tmp_path: Path) -> None:
+    good = logpipe("check", "-e", "input { generator { count => 1 } } output { null {} }")
+    assert good.returncode == 0 and "OK" in good.stdout
+    bad = logpipe("check", "-e", "input { generatr {} } output { null {} }")
+    assert bad.returncode == 1
+    assert "unknown input plugin 'generatr'; did you mean 'generator'?" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_missing_fluentd_plugin_is_named(tmp_path: Path) -> None:
+    conf = tmp_path / "fluent.conf"
+    conf.write_text("<source>\n  type nosuchinput\n  port 24224\n</source>\n")
+    result = logpipe("check", "-f", str(conf))
+    assert result.returncode == 1
+    assert "unknown input plugin 'nosuchinput'" in result.stderr
+
+
+def test_version_and_plugins_listing() -> None:
+    version = logpipe("--version")
+    assert version.returncode == 0 and "logpipe 0." in version.stdout
+    listing = logpipe("plugins")
+    assert listing.returncode == 0
+    assert "input generator" in listing.stdout and "count" in listing.stdout
+    assert "output stdout" in listing.stdout
+
+
+def test_json_log_format(tmp_path: Path) -> None:
+    result = logpipe("--log-format", "json", "--log-level", "debug", "run", "--state-dir", str(tmp_path),
+                     "-e", "input { generator { count => 1 } } output { null {} }")
+    assert result.returncode == 0
+    for line in result.stderr.splitlines():
+        assert "level" in json.loads(line)
