@@ -84,6 +84,7 @@ def client(port: int, events: int, mode: str, chunk: int, inflight: int) -> floa
             option["compressed"] = "gzip"
         frames.append(msgpack.packb(["bench.access", entries, option]))
     sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go (Filebeat) and Fluentd do
     unpacker = msgpack.Unpacker(raw=False)
     pending: collections.deque[int] = collections.deque()
     t0 = time.perf_counter()

@@ -70,8 +70,9 @@ def run(expression: str, mode: str, lines: list[str], rounds: int) -> dict[str, 
 
 def _filter_rate(expression: str, mode: str, lines: list[str], rounds: int) -> float | None:
     try:
-        from logpipe.event import Event
         from logpipe_plugins.filter_grok import GrokFilter
+
+        from logpipe.event import Event
     except ImportError:
         return None
     flt = GrokFilter(match={"message": expression}, ecs_compatibility=mode)

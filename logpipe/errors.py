@@ -75,4 +75,4 @@ _INLINE_SOURCES: dict[str, list[str]] = {}
 
 def remember_source(name: str, text: str) -> None:
     """Keep the text of a config given inline (`-e`) so later errors can quote its lines."""
-    _INLINE_SOURCES[name] = text.splitlines()
+    _INLINE_SOURCES[name] = text.split("\n")

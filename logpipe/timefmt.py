@@ -833,3 +833,15 @@ def parse_iso8601(text: str) -> int | None:
 
 
 _ISO_PARSE_UTC = _iso8601_parser(None)
+
+
+def format_iso_precise(ns: int) -> str:
+    """ISO-8601 UTC with as many fraction digits as the value needs (3, 6 or 9), so a time stored
+    in a field keeps its nanoseconds when it has them."""
+    text = format_iso_ms(ns)
+    sub_ms = ns % 1_000_000
+    if not sub_ms:
+        return text
+    if not sub_ms % 1000:
+        return f"{text[:-1]}{sub_ms // 1000:03d}Z"
+    return f"{text[:-1]}{sub_ms:06d}Z"

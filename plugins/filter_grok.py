@@ -27,7 +27,7 @@ Fluentd: `format apache2` (a named format, see `logpipe.grok.formats`), a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
@@ -47,7 +47,7 @@ _SPECIAL = ("@metadata", "@timestamp")
 class GrokFilter(Filter):
     name = "grok"
     doc = "Parse unstructured text into fields with grok patterns (Logstash grok; Fluentd formats)."
-    settings = [
+    settings: ClassVar[list[Setting]] = [
         Setting("match", "any", default={}, doc="field => pattern or list of patterns (Logstash); "
                 "with format/parse: tag globs"),
         Setting("break_on_match", "bool", default=True, doc="stop at the first pattern that matches"),
@@ -92,6 +92,7 @@ class GrokFilter(Filter):
         self._safe_plan = [(getter, [_regex_module_matcher(c, self.timeout or 0.0) for c in g.compiled])
                            for (getter, _), g in zip(self._plan, self.groks.values())]
         self._merge = self._build_merge()
+        self._single = self._single_field()
         self._failure_tags = list(p["tag_on_failure"])
         self._matches = counter("logpipe_grok_matches_total", "events grok matched", plugin=self.id)
         self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
@@ -170,6 +171,9 @@ class GrokFilter(Filter):
 
         def merge_fast(ev: Event, caps: dict[str, Any]) -> None:
             rec = ev.record
+            if rec.keys().isdisjoint(caps):
+                rec.update(caps)
+                return
             for k, v in caps.items():
                 if k in rec:
                     _merge_into(rec, {k: v}, overwrite, ())
@@ -177,19 +181,89 @@ class GrokFilter(Filter):
                     rec[k] = v
         return merge_fast
 
+    def _single_field(self) -> tuple[str, MatchFn] | None:
+        """The common shape — one top-level field, one pattern, captures merged at the
+        root — gets a dedicated loop (see `_run_single`)."""
+        if len(self._plan) != 1 or len(self._plan[0][1]) != 1 or self.params["target"] \
+                or self.params["overwrite"] or self._merge.__name__ != "merge_fast":
+            return None
+        path = parse_ref(next(iter(self.groks)))
+        if len(path) != 1 or path[0] in _SPECIAL:
+            return None
+        return path[0], self._plan[0][1][0]
+
     # -- the batch path ----------------------------------------------------------------
     def filter(self, events: list[Event]) -> list[Event]:
         if not events:
             return events
         timeout = self.timeout
         if timeout is None:
-            self._run(events, self._plan, [0])
+            self._dispatch(events, self._plan, [0])
         elif watchdog.signals_usable():
             with watchdog.batch_guard(timeout) as cell:
-                self._run(events, self._plan, cell)
+                self._dispatch(events, self._plan, cell)
         else:
             self._run(events, self._safe_plan, [0])
         return events
+
+    def _dispatch(self, events: list[Event], plan: list[tuple[Callable[[Event], Any], list[MatchFn]]],
+                  cell: list[int]) -> None:
+        if self._single is not None:
+            self._run_single(events, cell)
+        else:
+            self._run(events, plan, cell)
+
+    def _run_single(self, events: list[Event], cell: list[int]) -> None:
+        """One string field, one pattern: the per-event path is a dict lookup, the
+        generated matcher, and a C-level `update` when no captured key exists yet."""
+        key, fn = self._single  # type: ignore[misc]
+        merge = self._merge
+        decorate = self.matched if self.decorates else None
+        failure_tags = self._failure_tags
+        coerce_tag = self.params["tag_on_coerce_failure"]
+        timeout_tag = self.params["tag_on_timeout"]
+        matched_n = failed_n = timeout_n = 0
+        for ev in events:
+            cell[0] += 1
+            rec = ev.record
+            value = rec.get(key)
+            if type(value) is not str:
+                self._run([ev], self._plan, cell)
+                continue
+            try:
+                caps = fn(value)
+            except GrokTimeout:
+                timeout_n += 1
+                add_tag(ev, timeout_tag)
+                self._log_timeout(ev)
+                continue
+            if caps is None:
+                failed_n += 1
+                for tag in failure_tags:
+                    add_tag(ev, tag)
+                continue
+            if type(caps) is not dict:
+                add_tag(ev, coerce_tag)
+            if rec.keys().isdisjoint(caps):
+                rec.update(caps)
+            else:
+                merge(ev, caps)
+            matched_n += 1
+            if decorate is not None:
+                decorate(ev)
+        self._count(matched_n, failed_n, timeout_n)
+
+    def _log_timeout(self, ev: Event) -> None:
+        self.log.warning("grok gave up after %s ms (timeout_millis) on event %s", self.params["timeout_millis"],
+                         _preview(ev))
+
+    def _count(self, matched_n: int, failed_n: int, timeout_n: int) -> None:
+        if matched_n:
+            self._matches.inc(matched_n)
+        if failed_n:
+            self._failures.inc(failed_n)
+        if timeout_n:
+            self._timeouts.inc(timeout_n)
 
     def _run(self, events: list[Event], plan: list[tuple[Callable[[Event], Any], list[MatchFn]]],
              cell: list[int]) -> None:
@@ -222,8 +296,7 @@ class GrokFilter(Filter):
             except GrokTimeout:
                 timeout_n += 1
                 add_tag(ev, self.params["tag_on_timeout"])
-                self.log.warning("grok timed out after %s ms on field of event %r", self.params["timeout_millis"],
-                                 _preview(ev))
+                self._log_timeout(ev)
                 continue
             if matched:
                 matched_n += 1
@@ -233,12 +306,7 @@ class GrokFilter(Filter):
                 failed_n += 1
                 for tag in failure_tags:
                     add_tag(ev, tag)
-        if matched_n:
-            self._matches.inc(matched_n)
-        if failed_n:
-            self._failures.inc(failed_n)
-        if timeout_n:
-            self._timeouts.inc(timeout_n)
+        self._count(matched_n, failed_n, timeout_n)
 
 
 def _merge_into(container: dict[str, Any], caps: dict[str, Any], overwrite: frozenset[tuple[str, ...]],

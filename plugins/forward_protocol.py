@@ -21,26 +21,20 @@ EVENT_TIME_EXT = 0
 _SEC_NSEC = struct.Struct(">II")
 
 
-class EventTimeNs(int):
-    """An EventTime (ext type 0) decoded to int nanoseconds. A distinct type so the
-    receiver can tell it from an integer time, which counts seconds."""
-
-    __slots__ = ()
-
-
 def ext_hook(code: int, data: bytes) -> Any:
-    """msgpack ext hook: EventTime → EventTimeNs; any other ext stays an ExtType."""
+    """msgpack ext hook: an EventTime becomes a (seconds, nanoseconds) tuple — unambiguous,
+    since the unpackers build lists for arrays, and cheaper than any object; any other
+    ext stays an ExtType."""
     if code == EVENT_TIME_EXT and len(data) == 8:
-        sec, nsec = _SEC_NSEC.unpack(data)
-        return EventTimeNs(sec * NS + nsec)
+        return _SEC_NSEC.unpack(data)
     return msgpack.ExtType(code, data)
 
 
 def time_to_ns(value: Any) -> int | None:
     """The entry's time as int ns (EventTime, integer seconds or float seconds), None if it is not a time."""
     kind = type(value)
-    if kind is EventTimeNs:
-        return int(value)
+    if kind is tuple:
+        return value[0] * NS + value[1]
     if kind is int:
         return value * NS
     if kind is float:
@@ -141,6 +135,28 @@ def password_digest(auth_salt: bytes, username: str, password: str) -> str:
     h.update(username.encode("utf-8", "surrogateescape"))
     h.update(password.encode())
     return h.hexdigest()
+
+
+def section(value: Any) -> dict[str, Any]:
+    """A Fluentd subsection as the Fluentd front-end hands it (a dict, or a list of dicts when
+    repeated): the first one, or {}."""
+    if isinstance(value, list):
+        value = value[0] if value else {}
+    return value if isinstance(value, dict) else {}
+
+
+def sections(value: Any) -> list[dict[str, Any]]:
+    """Every instance of a repeatable Fluentd subsection (`<user>`, `<server>`)."""
+    if isinstance(value, dict):
+        return [value]
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def wants_tls(transport: Any) -> bool:
+    """`transport tls` (a parameter) or `<transport tls>` (a section)."""
+    if isinstance(transport, str):
+        return transport == "tls"
+    return section(transport).get("@args") == "tls"
 
 
 def to_bytes(value: Any) -> bytes:

@@ -24,15 +24,19 @@ from typing import Any, ClassVar
 
 import msgpack
 from logpipe_plugins.forward_protocol import (
+    NS,
     TooLarge,
     as_bytes,
     clean_records,
     gunzip,
     new_unpacker,
     password_digest,
+    section,
+    sections,
     shared_key_digest,
     time_to_ns,
     to_bytes,
+    wants_tls,
 )
 from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
 from logpipe_plugins.forward_tls import server_context
@@ -67,6 +71,9 @@ class ForwardInput(Input):
         Setting("tls_client_cert_auth", "bool", default=False, doc="require a client certificate"),
         Setting("source_address_key", "string", doc="record key that receives the peer's IP address"),
         Setting("handshake_timeout", "duration", default=10.0, doc="time allowed for the PING"),
+        Setting("security", "any", doc="Fluentd <security>: self_hostname, shared_key, <user> username/password"),
+        Setting("transport", "any", doc="Fluentd <transport tls>: cert_path, private_key_path, ca_path, "
+                                        "client_cert_auth"),
     ]
     bind: str
     port: int
@@ -88,7 +95,10 @@ class ForwardInput(Input):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
+        self._fluentd_sections()
         self.users: dict[str, str] = {str(k): str(v) for k, v in self.params["users"].items()}
+        for user in sections(section(self.params["security"]).get("user", [])):
+            self.users[str(user.get("username", ""))] = str(user.get("password", ""))
         if self.user is not None:
             if self.password is None:
                 raise ConfigError("'user' needs a 'password'", setting="password")
@@ -111,6 +121,20 @@ class ForwardInput(Input):
             max_connections=self.max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
         )
         self._ctx: InputContext | None = None
+
+    def _fluentd_sections(self) -> None:
+        """Fluentd writes the handshake and TLS options in <security> and <transport tls>."""
+        security = section(self.params["security"])
+        self.shared_key = self.shared_key or security.get("shared_key")
+        self.self_hostname = self.self_hostname or security.get("self_hostname")
+        transport = self.params["transport"]
+        if wants_tls(transport):
+            tls = section(transport)
+            self.tls = True
+            self.tls_cert_path = self.tls_cert_path or tls.get("cert_path")
+            self.tls_private_key_path = self.tls_private_key_path or tls.get("private_key_path")
+            self.tls_ca_path = self.tls_ca_path or tls.get("ca_path")
+            self.tls_client_cert_auth = self.tls_client_cert_auth or str(tls.get("client_cert_auth")) == "true"
 
     @property
     def bound_port(self) -> int:
@@ -197,7 +221,7 @@ class ForwardInput(Input):
             if type(entry) is not list or len(entry) < 2:
                 raise ProtocolError("wrong_type", f"entry must be [time, record], got {_describe(entry)}")
             t, record = entry[0], entry[1]
-            ns = time_to_ns(t)
+            ns = t[0] * NS + t[1] if type(t) is tuple else time_to_ns(t)  # EventTime first: the common case
             if not ns:  # nil or 0: Fluentd stamps these with the arrival time
                 if ns is None and t is not None:
                     raise ProtocolError("wrong_type", f"event time must be a number, got {_describe(t)}")

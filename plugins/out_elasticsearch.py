@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError, UnsupportedProductError
 from elasticsearch.serializer import OrjsonSerializer
+from logpipe_plugins.docid import assign_ids
+from logpipe_plugins.es_bulk import FILTER_PATH, BulkBuilder, BulkRequest, Outcome, describe_error, map_items
+from logpipe_plugins.target_name import compile_target
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, has_sprintf
 from logpipe.metrics import counter
 from logpipe.plugin import Output, RetryableError, Setting, WriteResult
-from logpipe_plugins.docid import assign_ids
-from logpipe_plugins.es_bulk import FILTER_PATH, BulkBuilder, BulkRequest, Outcome, describe_error, map_items
-from logpipe_plugins.target_name import compile_target
 
 DEFAULT_INDEX = "logstash-%{+YYYY.MM.dd}"
 SUPPORTED_MAJORS = (8, 9)
@@ -38,7 +38,7 @@ SUPPORTED_MAJORS = (8, 9)
 class ElasticsearchOutput(Output):
     name = "elasticsearch"
     doc = "Indexes events into Elasticsearch 8.x/9.x with the bulk API; deterministic ids make retries idempotent."
-    settings = [
+    settings: ClassVar[list[Setting]] = [
         Setting("hosts", "array", default=["localhost:9200"], aliases=("host",),
                 doc="nodes: URLs or host:port (comma-separated lists accepted)"),
         Setting("port", "int", default=9200, doc="port for hosts written without one"),
@@ -69,7 +69,8 @@ class ElasticsearchOutput(Output):
         Setting("ssl", "bool", default=False, doc="use https for hosts written without a scheme"),
         Setting("cacert", "path", doc="CA certificate file (PEM) to verify the server"),
         Setting("ssl_verification", "bool", default=True, doc="verify the server certificate"),
-        Setting("bulk_max_bytes", "bytes", default=20 * 1024 * 1024, doc="split a chunk into bulk requests of at most this"),
+        Setting("bulk_max_bytes", "bytes", default=20 * 1024 * 1024,
+                doc="split a chunk into bulk requests of at most this"),
         Setting("bulk_max_docs", "int", default=10000, doc="and at most this many documents each"),
         Setting("http_compression", "bool", default=False, doc="gzip request bodies"),
         Setting("request_timeout", "duration", default=60.0, doc="timeout of one bulk request"),
@@ -222,7 +223,9 @@ class ElasticsearchOutput(Output):
         (body too large for the server), which is split in halves until it fits."""
         assert self._client is not None
         try:
-            response = await self._client.bulk(operations=bytes(request.body), filter_path=FILTER_PATH)
+            # A pre-serialised NDJSON body: the client's serializer passes bytes through.
+            body: Any = bytes(request.body)
+            response = await self._client.bulk(operations=body, filter_path=FILTER_PATH)
         except ApiError as exc:
             status = exc.meta.status
             if status == 413:
@@ -231,11 +234,11 @@ class ElasticsearchOutput(Output):
             raise RetryableError(f"bulk request refused: {describe_error(status, _error_of(exc))}") from exc
         except TransportError as exc:
             raise RetryableError(f"bulk request failed: {exc}") from exc
-        body = response.body
-        items = body.get("items") or []
+        result = response.body
+        items = result.get("items") or []
         if len(items) != len(request.positions):
             raise RetryableError(f"bulk response has {len(items)} items for {len(request.positions)} sent")
-        if body.get("errors"):
+        if result.get("errors"):
             map_items(items, request.positions, self._action, outcome)
 
     async def _send_split(self, request: BulkRequest, outcome: Outcome, exc: ApiError) -> None:

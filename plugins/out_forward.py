@@ -29,8 +29,11 @@ from logpipe_plugins.forward_protocol import (
     NS,
     event_time,
     password_digest,
+    section,
+    sections,
     shared_key_digest,
     to_bytes,
+    wants_tls,
 )
 from logpipe_plugins.forward_tls import client_context
 
@@ -117,6 +120,9 @@ class ForwardOutput(Output):
         Setting("tls_insecure_mode", "bool", default=False, doc="skip certificate verification (testing only)"),
         Setting("tls_client_cert_path", "path", doc="client certificate for servers that require one"),
         Setting("tls_client_private_key_path", "path", doc="its private key"),
+        Setting("server", "any", doc="Fluentd <server> sections: host, port, weight, standby, username, password"),
+        Setting("security", "any", doc="Fluentd <security>: self_hostname, shared_key"),
+        Setting("transport", "string", choices=("tcp", "tls"), doc="Fluentd's `transport tls` (same as tls)"),
     ]
     require_ack_response: bool
     ack_response_timeout: float
@@ -136,12 +142,16 @@ class ForwardOutput(Output):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         p = self.params
-        self.servers = [self._server(spec) for spec in p["servers"]] or [_Server(p["host"], p["port"])]
+        specs = p["servers"] + sections(p["server"])
+        self.servers = [self._server(spec) for spec in specs] or [_Server(p["host"], p["port"])]
+        security = section(p["security"])
+        self.shared_key = self.shared_key or security.get("shared_key")
+        self.self_hostname = self.self_hostname or security.get("self_hostname")
         if not any(s.weight > 0 for s in self.servers):
             raise ConfigError("every server has weight 0", setting="servers")
         self.self_hostname = self.self_hostname or socket.gethostname()
         self._ssl: ssl.SSLContext | None = None
-        if p["tls"]:
+        if p["tls"] or wants_tls(p["transport"]):
             self._ssl = client_context(
                 p["tls_ca_cert_path"], verify=not p["tls_insecure_mode"], verify_hostname=p["tls_verify_hostname"],
                 cert=p["tls_client_cert_path"], key=p["tls_client_private_key_path"],

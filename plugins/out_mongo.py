@@ -10,12 +10,14 @@ counted as delivered, never as duplicates.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from bson import encode as bson_encode
 from bson.datetime_ms import DatetimeMS
 from bson.errors import InvalidDocument
+from logpipe_plugins.docid import assign_ids
+from logpipe_plugins.target_name import compile_target
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -32,8 +34,6 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.metrics import counter
 from logpipe.plugin import Output, RetryableError, Setting, WriteResult
-from logpipe_plugins.docid import assign_ids
-from logpipe_plugins.target_name import compile_target
 
 DUPLICATE_KEY = frozenset({11000, 11001, 12582})
 #: Per-document errors that say "not now" rather than "never" (primary stepped down,
@@ -48,7 +48,7 @@ Doc = dict[str, Any]
 class MongoOutput(Output):
     name = "mongo"
     doc = "Inserts events into MongoDB (insert_many, unordered); deterministic _id makes retries idempotent."
-    settings = [
+    settings: ClassVar[list[Setting]] = [
         Setting("uri", "string", doc="mongodb:// or mongodb+srv:// connection string (instead of host/port)"),
         Setting("connection_string", "string", doc="Fluentd name of uri"),
         Setting("host", "string", default="localhost", doc="server host, when no uri is given"),
@@ -57,7 +57,8 @@ class MongoOutput(Output):
         Setting("collection", "string", default="untagged", doc="collection; sprintf and ${tag} allowed"),
         Setting("tag_mapped", "bool", default=False, doc="Fluentd: use the event's tag as the collection"),
         Setting("remove_tag_prefix", "string", doc="Fluentd: with tag_mapped, strip this prefix from the tag"),
-        Setting("time_key", "string", default="time", doc="field receiving the event time as a BSON date (empty: none)"),
+        Setting("time_key", "string", default="time",
+                doc="field receiving the event time as a BSON date (empty: none)"),
         Setting("capped", "bool", default=False, doc="create missing collections as capped collections"),
         Setting("capped_size", "bytes", doc="size of capped collections (required with capped)"),
         Setting("capped_max", "int", doc="maximum document count of capped collections"),
@@ -181,7 +182,7 @@ class MongoOutput(Output):
         try:
             await collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            self._map_write_errors(exc.details, positions, retry, failed)
+            self._map_write_errors(dict(exc.details), positions, retry, failed)
         except (InvalidDocument, DocumentTooLarge, OverflowError) as exc:
             # The driver refused the batch before sending: find the culprits, send the rest.
             good_docs, good_pos = [], []
@@ -291,7 +292,8 @@ def _write_concern(w: str | None, journaled: bool | None) -> WriteConcern | None
         return None
     value: int | str | None = None
     if w is not None:
-        value = int(w) if w.strip().isdigit() else w.strip()
+        text = w.strip()
+        value = int(text) if text.lstrip("-").isdigit() else text
     try:
         return WriteConcern(w=value, j=journaled)
     except (ConfigurationError, TypeError, ValueError) as exc:

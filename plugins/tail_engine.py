@@ -96,6 +96,7 @@ class TailedFile:
         self.last_data = time.monotonic()
         self.at_eof = False
         self.frozen_until = 0.0
+        self.last_line: bytes | None = None
         os.lseek(fd, offset, os.SEEK_SET)
 
     def position(self) -> Position:
@@ -109,6 +110,7 @@ class Tailer:
         self.matcher = PathMatcher(opts.paths, opts.excludes)
         self.files: dict[Key, TailedFile] = {}
         self.released: dict[Key, TailedFile] = {}
+        self.ignored: dict[Key, int] = {}
         self.stored = load_positions(opts.pos_file)
         self.dirty = False
         self.closed = False
@@ -142,8 +144,11 @@ class Tailer:
                     next_stat = now + opts.stat_interval
                 progressed = False
                 for f in list(self.files.values()):
-                    if await self.pump(f):
-                        progressed = True
+                    try:
+                        if await self.pump(f):
+                            progressed = True
+                    except OSError as exc:
+                        self.drop(f, exc)
                 await self.flush_multiline(clock())
                 await self.reap(clock())
                 self.maybe_save(now)
@@ -176,6 +181,8 @@ class Tailer:
                     f.path, f.rotated_at = path, None
                 continue
             if self.opts.ignore_older is not None and now_wall - st.st_mtime > self.opts.ignore_older:
+                # Logstash: an ignored file that is written to later is read from where it was ignored.
+                self.ignored.setdefault(key, st.st_size)
                 continue
             self.open(path, from_head=not initial)
         if initial:
@@ -214,10 +221,11 @@ class Tailer:
             old.fd, old.path, old.rotated_at, old.at_eof = fd, path, None, False
             old.read_pos = old.scan_pos = old.consumed
             old.splitter = LineSplitter(self.opts.max_line_size)
+            old.multiline = Multiline(self.opts.multiline) if self.opts.multiline else None
             os.lseek(fd, old.consumed, os.SEEK_SET)
             self.files[key] = old
             return old
-        original = self.copy_source(fp) if from_head and key not in self.stored else None
+        original = self.copy_source(fd, fp) if from_head and key not in self.stored else None
         if original is not None and st.st_size >= original.scan_pos:
             # copytruncate with the copy inside the glob: the copy continues where the
             # original was read, and the original waits (rotate_wait) for its truncation.
@@ -232,11 +240,20 @@ class Tailer:
         log.info("tailing %s from offset %d", path, offset)
         return f
 
-    def copy_source(self, fp: tuple[str, int]) -> TailedFile | None:
+    def copy_source(self, fd: int, fp: tuple[str, int]) -> TailedFile | None:
+        """The live file `fd` is a byte copy of, judged by the same first bytes and the
+        same last line read at the same offset (two logs that merely start alike differ there)."""
         if fp[1] < FINGERPRINT_BYTES:
             return None
         for f in self.files.values():
-            if f.fp == fp[0] and f.fp_len == fp[1]:
+            if f.fp != fp[0] or f.fp_len != fp[1]:
+                continue
+            if f.scan_pos == 0:
+                return f
+            if f.last_line is None:
+                continue
+            tail = f.last_line + b"\n"
+            if os.pread(fd, len(tail), f.scan_pos - len(tail)) == tail:
                 return f
         return None
 
@@ -248,6 +265,8 @@ class Tailer:
             log.info("%s: inode reused or file rewritten since the position was saved; reading from the start",
                      stored.path)
             return 0
+        if key in self.ignored:
+            return min(self.ignored.pop(key), st.st_size)
         if from_head or self.opts.read_from_head:
             return 0
         if any(p.path == path for p in self.stored.values()):
@@ -264,10 +283,13 @@ class Tailer:
             except OSError:
                 continue
             for entry in entries:
-                if entry.path == stored.path:
+                if entry.path == stored.path or self.matcher.excluded(entry.path):
                     continue
-                st = os.stat(entry.path)
-                if (st.st_dev, st.st_ino) != key or self.matcher.excluded(entry.path):
+                try:
+                    st = os.stat(entry.path)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) != key:
                     continue
                 f = self.open(entry.path, from_head=False)
                 if f is not None:
@@ -315,6 +337,19 @@ class Tailer:
                 self.mark_dirty()
         return progressed
 
+    def drop(self, f: TailedFile, exc: OSError) -> None:
+        """A read error (stale NFS handle, I/O error) closes that file only; its saved
+        position stays, so it is picked up again by the next scan."""
+        log.error("reading %s failed (%s); closing it", f.path, exc)
+        self.files.pop(f.key, None)
+        if f.fd is not None:
+            try:
+                os.close(f.fd)
+            except OSError:
+                pass
+            f.fd = None
+        self.released[f.key] = f
+
     async def restart(self, f: TailedFile) -> None:
         """Truncated or rewritten: what was held is emitted, then read again from 0."""
         self.m_rotations.inc()
@@ -322,6 +357,7 @@ class Tailer:
         await self.flush_file(f, final=False)
         f.splitter = LineSplitter(self.opts.max_line_size)
         f.frozen_until = 0.0
+        f.last_line = None
         f.acks = AckWindow(0, self.mark_dirty)
         f.read_pos = f.scan_pos = f.consumed = 0
         assert f.fd is not None
@@ -334,6 +370,7 @@ class Tailer:
         size = opts.batch_size
         max_line = opts.max_line_size
         self.m_lines.inc(len(lines))
+        f.last_line = None if first_overlong and len(lines) == 1 else lines[-1]
         for k in range(0, len(lines), size):
             part = lines[k:k + size] if len(lines) > size else lines
             first_cut = first_overlong and k == 0
@@ -446,7 +483,6 @@ class Tailer:
         if final:
             rest, dropped, overlong = f.splitter.take_rest()
             if rest or dropped:
-                f.read_pos = f.scan_pos + len(rest) + dropped
                 await self.process(f, [rest], dropped, overlong)
         if f.multiline is not None and f.multiline.pending:
             joined, _ = f.multiline.flush()

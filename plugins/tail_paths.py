@@ -63,10 +63,6 @@ class PathMatcher:
                 return True
         return False
 
-    def matches(self, path: str) -> bool:
-        """Would `path` be found by the globs? (renamed files that stay watched)."""
-        return any(fnmatch.fnmatchcase(path, p) for p in self.patterns) and not self.excluded(path)
-
     def scan(self) -> list[str]:
         """Existing regular files matching the globs, minus the excluded ones, sorted, unique."""
         found: set[str] = set()

@@ -133,7 +133,7 @@ class ESStandIn:
         if not self.port:
             server = site._server
             assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -496,8 +496,9 @@ def _coerce_problem(known: str, kind: str, value: Any, path: str, doc_id: str | 
     head = f"[1:2] failed to parse field [{path}] of type [{known}] in document with id '{doc_id}'. " \
            f"Preview of field's value: '{preview}'"
     if known == "object" and kind != "object":
-        return (f"[1:2] object mapping for [{path}] tried to parse field [{path}] as object, "
-                "but found a concrete value", "concrete value for object")
+        reason = f"[1:2] object mapping for [{path}] tried to parse field [{path}] as object, " \
+                 "but found a concrete value"
+        return reason, "concrete value for object"
     if kind == "object" and known != "object":
         return head, f"Can't get text on a START_OBJECT at 1:{len(path) + 5}"
     if known in ("long", "float"):

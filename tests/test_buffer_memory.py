@@ -328,3 +328,46 @@ async def test_flush_cuts_a_backoff_wait_short(tmp_path: Any) -> None:
     await asyncio.wait_for(runner.flush(), 2)  # a second flush (SIGUSR1) retries now
     assert flush.done() and len(out.writes) == 2
     await runner.stop(1)
+
+
+async def test_flush_thread_count_writes_chunks_concurrently(tmp_path: Any) -> None:
+    runner, out, _ = make(tmp_path, flush_interval=3600, flush_thread_count=3, chunk_limit_records=5)
+    out.gate = asyncio.Event()
+    in_write = 0
+    peak = 0
+    original = out.write
+
+    async def counting(events: list[Event]) -> WriteResult | None:
+        nonlocal in_write, peak
+        in_write += 1
+        peak = max(peak, in_write)
+        try:
+            return await original(events)
+        finally:
+            in_write -= 1
+
+    out.write = counting  # type: ignore[method-assign]
+    await runner.start()
+    await runner.put(events(0, 20), Ack())
+    flush = asyncio.create_task(runner.flush())
+    while in_write < 3:
+        await asyncio.sleep(0.001)
+    assert runner.stats()["inflight_chunks"] == 3 and runner.stats()["queued_chunks"] == 1
+    out.gate.set()
+    await asyncio.wait_for(flush, 2)
+    assert peak == 3 and sorted(out.delivered()) == list(range(20))
+    await runner.stop(1)
+
+
+async def test_a_timed_out_flush_does_not_break_another_flush(tmp_path: Any) -> None:
+    runner, out, _ = make(tmp_path, flush_interval=3600)
+    out.gate = asyncio.Event()
+    await runner.start()
+    await runner.put(events(0, 3), Ack())
+    patient = asyncio.create_task(runner.flush())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(runner.flush(), 0.02)
+    out.gate.set()
+    await asyncio.wait_for(patient, 2)
+    assert out.delivered() == [0, 1, 2]
+    await runner.stop(1)

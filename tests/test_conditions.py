@@ -6,14 +6,16 @@ import pytest
 
 from logpipe.config import load_config_string
 from logpipe.config.conditions import compile_condition
-from logpipe.config.model import Literal, RegexLiteral, TagMatch
+from logpipe.config.model import IfNode, Literal, RegexLiteral, TagMatch
 from logpipe.errors import ConfigError, Pos
 from logpipe.event import Event
 
 
 def cond(expr: str):
     config = load_config_string("filter { if " + expr + " { drop {} } }", "c.conf")
-    return compile_condition(config.filters[0].branches[0].condition)
+    node = config.filters[0]
+    assert isinstance(node, IfNode) and node.branches[0].condition is not None
+    return compile_condition(node.branches[0].condition)
 
 
 def event(**record) -> Event:
@@ -240,7 +242,7 @@ def test_tag_match_condition():
 def test_invalid_regex_is_a_config_error_with_position():
     with pytest.raises(ConfigError) as info:
         cond("[a] =~ /(unclosed/")
-    assert info.value.pos == Pos("c.conf", 1, 21)
+    assert info.value.pos == Pos("c.conf", 1, 20)
     assert "invalid regex" in info.value.message
     with pytest.raises(ConfigError) as info:
         compile_condition(TagMatch(["/(bad/"], Pos("m.conf", 4, 2)))

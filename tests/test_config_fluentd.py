@@ -79,7 +79,7 @@ def test_seed_tail_source():
     assert (node.kind, node.name) == ("input", "tail")
     assert plain_settings(node) == {"path": "/var/log/httpd.log", "format": "apache2", "tag": "web.access"}
     assert node.settings["format"].value == BareWord("apache2")
-    assert node.pos == Pos("f.conf", 1, 1)
+    assert node.pos == Pos("f.conf", 2, 8)  # where the plugin is named
     assert node.setting_pos["path"] == Pos("f.conf", 3, 3)
     assert node.settings["path"].pos == Pos("f.conf", 3, 8)
     assert config.filters == [] and config.outputs == []
@@ -239,7 +239,7 @@ def test_matches_are_one_first_match_wins_chain():
     copy_body = chain.branches[0].body
     assert [(n.kind, n.name) for n in copy_body] == [("output", "elasticsearch"), ("output", "stdout")]
     assert plain_settings(copy_body[0]) == {"host": "es"}
-    assert copy_body[0].pos == Pos("f.conf", 9, 3)
+    assert copy_body[0].pos == Pos("f.conf", 10, 11)
 
 
 @pytest.mark.parametrize(
@@ -356,7 +356,7 @@ def test_include_file_and_glob_relative_to_including_file(tmp_path):
     )
     config = load_config_paths([str(main)])
     assert [n.name for n in config.inputs] == ["forward"]
-    assert config.inputs[0].pos == Pos(str(tmp_path / "sources.conf"), 1, 1)
+    assert config.inputs[0].pos == Pos(str(tmp_path / "sources.conf"), 2, 8)
     chain = config.outputs[0]
     assert [b.body[0].name for b in chain.branches] == ["out_first", "out_a", "out_b"]
     assert plain_settings(chain.branches[0].body[0]) == {"path": "/x"}
@@ -405,6 +405,7 @@ def test_several_fluentd_files_share_one_match_chain(tmp_path):
         ("<label>\n</label>\n", "'<label>' needs one name", 1, 1),
         ("<label @A>\n</label>\n<label @A>\n</label>\n", "label '@A' is defined twice", 3, 1),
         ("<source>\n  @type x\n  @label @NOPE\n</source>\n<label @A>\n</label>\n", "unknown label '@NOPE'", 3, 10),
+        ("<source>\n  @type x\n  @label @NOPE\n</source>\n", "defined labels: none", 3, 10),
         ("<source>\n  @type x\n  v \"abc\n", 'unterminated string: the " opened here', 3, 5),
         ("<source>\n  @type x\n  v \"abc\" trailing\n</source>\n", "unexpected text after the quoted value", 3, 11),
         ("<source>\n  @type x\n  v \"#{`rm -rf`}\"\n</source>\n", "embedded Ruby is not supported", 3, 6),
@@ -426,3 +427,8 @@ def test_error_messages_and_positions(text, fragment, line, col):
 def test_deep_nesting_is_a_config_error():
     err = error_of("<a>\n" * 500)
     assert "nesting deeper" in err.message
+
+
+def test_crlf_line_endings_and_bom():
+    config = parse("\ufeff<source>\r\n  @type forward\r\n  port 24224\r\n  q \"x\"\r\n</source>\r\n")
+    assert plain_settings(config.inputs[0]) == {"port": "24224", "q": "x"}

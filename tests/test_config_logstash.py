@@ -430,7 +430,7 @@ _SEEDS = [
 ]
 _ALPHABET = list("{}[]()<>/\"'\\#=~!,:$@ \n\tabif-019.*%") + [
     "=>", "if ", "else ", " and ", " in ", "not ", "</", "<match ", "@include ", "${", "#{", "input ",
-    "filter ", "é", "\x00", "\r",
+    "filter ", "é", "\x00", "\r", "\x0b", "\x0c", "\u2028", "\ufeff",
 ]
 
 
@@ -480,3 +480,10 @@ def test_every_truncation_of_a_valid_config_is_handled():
             except ConfigError:
                 pass
     assert loaded > 2
+
+
+def test_crlf_line_endings_and_bom():
+    config = parse("\ufeffinput {\r\n  stdin { a => 1 } # c\r\n}\r\n")
+    assert config.inputs[0].settings["a"].value == 1
+    err = error_of("input {\r\n  stdin { a => }\r\n}\r\n")
+    assert err.source_line == "  stdin { a => }"

@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 import pytest
+from logpipe_plugins.in_tail import FileInput, TailInput
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import InputContext
-from logpipe_plugins.in_tail import FileInput, TailInput
 
 FAST = {"stat_interval": 0.02, "refresh_interval": 0.05, "rotate_wait": 0.2, "save_interval": 0.05}
 
@@ -99,9 +99,24 @@ def start(tmp_path: Path, cls: type[TailInput] = TailInput, collector: Collector
     return Running(cls(**merged), collector or Collector(), tmp_path / "state")
 
 
-def write_lines(path: Path, start: int, count: int, prefix: str = "line") -> None:
+def numbered(start: int, count: int, prefix: str = "line") -> bytes:
+    return b"".join(f"{prefix} {i}\n".encode() for i in range(start, start + count))
+
+
+def append(path: Path, data: bytes) -> None:
     with open(path, "ab") as fh:
-        fh.write(b"".join(f"{prefix} {i}\n".encode() for i in range(start, start + count)))
+        fh.write(data)
+
+
+def write_lines(path: Path, start: int, count: int, prefix: str = "line") -> None:
+    append(path, numbered(start, count, prefix))
+
+
+def rename_while_writing(path: Path, new_name: Path, data: bytes) -> None:
+    """The application keeps its descriptor across the rename and writes on into the old file."""
+    with open(path, "ab") as writer:
+        os.rename(path, new_name)
+        writer.write(data)
 
 
 def expect_exact(messages: list[str], start: int, count: int, prefix: str = "line") -> None:
@@ -111,8 +126,7 @@ def expect_exact(messages: list[str], start: int, count: int, prefix: str = "lin
 async def sentinel(run: Running, path: Path, expected_before: int) -> None:
     """Append a marker and wait for it: everything read before it has been counted,
     so an exact count afterwards also proves there were no late duplicates."""
-    with open(path, "ab") as fh:
-        fh.write(b"sentinel 999999999\n")
+    append(path, b"sentinel 999999999\n")
     await run.collector.wait_for(expected_before + 1)
     assert run.collector.events[-1].record["message"] == "sentinel 999999999"
     del run.collector.events[-1]
@@ -227,9 +241,7 @@ async def test_rename_rotation_reads_old_file_to_the_end_then_new_one(tmp_path: 
     write_lines(log, 0, 1000)
     run = start(tmp_path, path=str(log), read_from_head=True)
     await run.collector.wait_for(1000)
-    with open(log, "ab") as writer:  # the application keeps its descriptor across the rename
-        os.rename(log, tmp_path / "app.log.1")
-        writer.write(b"".join(f"line {i}\n".encode() for i in range(1000, 1500)))
+    rename_while_writing(log, tmp_path / "app.log.1", numbered(1000, 500))
     write_lines(log, 1500, 700)
     await run.collector.wait_for(2200)
     await sentinel(run, log, 2200)
@@ -261,8 +273,7 @@ async def test_copytruncate_without_the_copy_in_the_glob(tmp_path: Path) -> None
     run = start(tmp_path, path=str(log), read_from_head=True)
     await run.collector.wait_for(1000)
     shutil.copyfile(log, tmp_path / "app.log.1")
-    with open(log, "r+b") as fh:
-        fh.truncate(0)
+    os.truncate(log, 0)
     write_lines(log, 1000, 10)
     await run.collector.wait_for(1010)
     await sentinel(run, log, 1010)
@@ -280,8 +291,7 @@ async def test_copytruncate_with_the_copy_in_the_glob_and_unread_lines(tmp_path:
     run = start(tmp_path, collector=collector, path=str(tmp_path / "app.log*"), read_from_head=True)
     await asyncio.wait_for(collector.blocked.wait(), 5)
     shutil.copyfile(log, tmp_path / "app.log.1")
-    with open(log, "r+b") as fh:
-        fh.truncate(0)
+    os.truncate(log, 0)
     write_lines(log, 40000, 100)
     collector.open.set()
     await collector.wait_for(40100)
@@ -290,13 +300,23 @@ async def test_copytruncate_with_the_copy_in_the_glob_and_unread_lines(tmp_path:
     expect_exact(collector.messages(), 0, 40100)
 
 
+async def test_a_new_file_that_merely_starts_like_another_is_read_whole(tmp_path: Path) -> None:
+    banner = b"=" * 300 + b"\n"  # longer than the fingerprint
+    (tmp_path / "a.log").write_bytes(banner + b"".join(f"line {i}\n".encode() for i in range(100)))
+    run = start(tmp_path, path=str(tmp_path / "*.log"), read_from_head=True)
+    await run.collector.wait_for(101)
+    (tmp_path / "b.log").write_bytes(banner + b"".join(f"line {i}\n".encode() for i in range(100, 150)))
+    await run.collector.wait_for(152)
+    await run.stop()
+    expect_exact([m for m in run.collector.messages() if m != banner[:-1].decode()], 0, 150)
+
+
 async def test_truncated_file_is_read_again_from_the_start(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     write_lines(log, 0, 50, prefix="old")
     run = start(tmp_path, path=str(log), read_from_head=True)
     await run.collector.wait_for(50)
-    with open(log, "r+b") as fh:
-        fh.truncate(0)
+    os.truncate(log, 0)
     write_lines(log, 0, 5, prefix="new")
     await run.collector.wait_for(55)
     await run.stop()
@@ -314,6 +334,20 @@ async def test_deleted_file_is_closed_and_forgotten(tmp_path: Path) -> None:
     await wait_until(lambda: str(log) not in saved_offsets(tmp_path / "state"))
     await run.stop()
     assert len(run.collector.events) == 10
+
+
+async def test_ignore_older_skips_old_files_until_they_are_written_again(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.log", tmp_path / "new.log"
+    write_lines(old, 0, 10, prefix="stale")
+    os.utime(old, (1_000_000, 1_000_000))
+    write_lines(new, 0, 3)
+    run = start(tmp_path, path=str(tmp_path / "*.log"), read_from_head=True, ignore_older=3600)
+    await run.collector.wait_for(3)
+    write_lines(old, 10, 2, prefix="stale")  # written again: read from where it was ignored
+    await run.collector.wait_for(5)
+    await sentinel(run, new, 5)
+    await run.stop()
+    assert sorted(run.collector.messages()) == ["line 0", "line 1", "line 2", "stale 10", "stale 11"]
 
 
 # ---- restarts and identity -----------------------------------------------------------
@@ -362,8 +396,7 @@ async def test_inode_reuse_by_rewrite_in_place_is_read_from_the_start(tmp_path: 
     await run.collector.wait_for(100)
     await run.stop()
     ino = log.stat().st_ino
-    with open(log, "wb") as fh:  # same inode, different and longer content
-        fh.write(b"".join(f"second {i}\n".encode() for i in range(300)))
+    log.write_bytes(numbered(0, 300, "second"))  # same inode, different and longer content
     assert log.stat().st_ino == ino
     again = start(tmp_path, path=str(log))
     await again.collector.wait_for(300)
@@ -469,3 +502,30 @@ async def test_multiline_pending_lines_are_not_committed(tmp_path: Path) -> None
     await again.collector.wait_for(1)
     await again.stop()
     assert again.collector.messages() == ["two\n  cont"]
+
+
+# ---- through the real pipeline ---------------------------------------------------------
+
+
+async def test_pipeline_from_logstash_config_commits_after_delivery(tmp_path: Path) -> None:
+    from logpipe.pipeline import Pipeline
+
+    log = tmp_path / "app.log"
+    out = tmp_path / "out.jsonl"
+    write_lines(log, 0, 3000)
+    config = f"""
+    input {{ file {{ path => "{log}" start_position => "beginning" stat_interval => "20ms" }} }}
+    output {{ file {{ path => "{out}" }} }}
+    """
+    pipeline = Pipeline.from_string(config, state_dir=str(tmp_path / "state"))
+    await pipeline.start()
+
+    def lines_out() -> int:
+        return out.read_bytes().count(b"\n") if out.exists() else 0
+
+    await wait_until(lambda: lines_out() >= 3000)
+    await pipeline.stop()
+    records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    expect_exact([r["message"] for r in records], 0, 3000)
+    assert records[0]["log"]["file"]["path"] == str(log)
+    assert saved_offsets(tmp_path / "state")[str(log)] == log.stat().st_size

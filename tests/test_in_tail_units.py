@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from logpipe.errors import ConfigError
 from logpipe_plugins.tail_acks import AckWindow
 from logpipe_plugins.tail_lines import LineSplitter
 from logpipe_plugins.tail_multiline import Multiline, MultilineSpec
 from logpipe_plugins.tail_parse import make_parser, make_section_parser
 from logpipe_plugins.tail_paths import PathMatcher, expand_braces, split_paths, tag_for
 from logpipe_plugins.tail_positions import Position, load_positions, save_positions
+
+from logpipe.errors import ConfigError
 
 
 def test_splitter_keeps_partial_line_across_chunks() -> None:
@@ -36,8 +36,12 @@ def test_splitter_bounds_an_overlong_partial_line_and_counts_dropped_bytes() -> 
 
 
 def test_ack_window_commits_only_the_contiguous_done_prefix() -> None:
-    changes = []
-    w = AckWindow(0, lambda: changes.append(w.committed))
+    changes: list[int] = []
+
+    def record() -> None:
+        changes.append(w.committed)
+
+    w = AckWindow(0, record)
     a, b, c = w.push(10), w.push(20), w.push(30)
     c()
     b()

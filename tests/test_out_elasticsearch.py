@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-
 from es_standin import ESStandIn
+from logpipe_plugins.out_elasticsearch import ElasticsearchOutput, parse_hosts
+
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import RetryableError, WriteResult
-from logpipe_plugins.out_elasticsearch import ElasticsearchOutput, parse_hosts
 
 T0 = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
 

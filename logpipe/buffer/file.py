@@ -63,7 +63,7 @@ def default_buffer_dir(state_dir: str, output_id: str) -> str:
 
 
 class FileChunk(Chunk):
-    __slots__ = ("dirty", "fd", "path", "sealed", "seq", "syncing")
+    __slots__ = ("dirty", "fd", "path", "sealed", "seq", "size_on_disk", "syncing")
 
     def __init__(self, key: ChunkKey, seq: int, path: str, fd: int | None = None) -> None:
         super().__init__(key)
@@ -73,6 +73,7 @@ class FileChunk(Chunk):
         self.dirty = False
         self.syncing = False
         self.sealed = fd is None
+        self.size_on_disk = 0
 
 
 @dataclass
@@ -254,27 +255,30 @@ class FileStore(BufferStore):
             self._next_seq = found[-1][0] + 1
         chunks = []
         for seq, name in found:
-            path = os.path.join(self.dir, name)
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
+                chunk = self._replay_one(seq, os.path.join(self.dir, name))
             except OSError as exc:
-                self.log.error("buffer %s: cannot read chunk %s (%s); left in place", self.dir, name, exc)
+                self.log.error("buffer %s: cannot replay chunk %s (%s); left in place for the next start",
+                               self.dir, name, exc)
                 continue
-            scan = scan_chunk(data)
-            if scan.error is None and scan.key is not None:
-                if scan.records == 0:
-                    os.unlink(path)
-                    continue
-                chunks.append(self._queued_chunk(scan.key, seq, path, scan.records, len(data)))
-                continue
-            salvaged = self._salvage(data, scan)
-            if salvaged is not None:
-                chunks.append(salvaged)
-            self._quarantine(path, scan.error or "invalid", salvaged.records if salvaged else 0)
-        if chunks:
-            os.fsync(self._dir_fd or -1)
+            if chunk is not None:
+                chunks.append(chunk)
+        if chunks and self._dir_fd is not None:
+            os.fsync(self._dir_fd)
         return chunks
+
+    def _replay_one(self, seq: int, path: str) -> FileChunk | None:
+        with open(path, "rb") as f:
+            data = f.read()
+        scan = scan_chunk(data)
+        if scan.error is None and scan.key is not None:
+            if scan.records == 0:
+                os.unlink(path)
+                return None
+            return self._queued_chunk(scan.key, seq, path, scan.records, len(data))
+        salvaged = self._salvage(data, scan)
+        self._quarantine(path, scan.error or "invalid", salvaged.records if salvaged else 0)
+        return salvaged
 
     def _queued_chunk(self, key: ChunkKey, seq: int, path: str, records: int, size: int) -> FileChunk:
         queued = os.path.join(self.dir, f"q{seq:012d}.chunk")
@@ -324,16 +328,32 @@ class FileStore(BufferStore):
         self._next_seq += 1
         path = os.path.join(self.dir, f"b{seq:012d}.chunk")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        header = _header(key)
+        try:
+            _write_all(fd, header)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
         chunk = FileChunk(key, seq, path, fd)
+        chunk.size_on_disk = len(header)
         self._open.add(chunk)
-        _write_all(fd, _header(key))
         self._dir_dirty = True
         self._mark_dirty(chunk)
         return chunk
 
     def append(self, chunk: Chunk, events: list[Event], payload: Any, nbytes: int, ack: Ack) -> None:
+        """Append one frame; on failure cut the file back so no partial frame is left behind."""
         assert isinstance(chunk, FileChunk) and chunk.fd is not None
-        _write_all(chunk.fd, _frame(payload, len(events)))
+        frame = _frame(payload, len(events))
+        try:
+            _write_all(chunk.fd, frame)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(chunk.fd, chunk.size_on_disk)
+            raise
+        chunk.size_on_disk += len(frame)
         self._mark_dirty(chunk)
 
     def _mark_dirty(self, chunk: FileChunk) -> None:

@@ -69,7 +69,12 @@ _COUNTERS = {
 
 
 class OutputRunner:
-    """Buffers, flushes, retries and dead-letters for one output. See the module docstring."""
+    """Buffers, flushes, retries and dead-letters for one output. See the module docstring.
+
+    `output_factory` builds the `secondary` output from its settings dict (default: the
+    `output.<@type>` entry point); `clock`, `sleep` and `rng` drive the retry schedule and
+    exist so tests can check it without waiting.
+    """
 
     def __init__(
         self, output: Output, *, state_dir: str,
@@ -101,7 +106,6 @@ class OutputRunner:
         self._new_staged = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._started = False
         self._closing = False
         self._halt = False
         self.counts = dict.fromkeys(_COUNTERS, 0)
@@ -135,7 +139,6 @@ class OutputRunner:
                        for i in range(self.config.flush_thread_count)]
         if self.config.flush_interval > 0:
             self._tasks.append(asyncio.create_task(self._flusher(), name=f"flusher:{self.id}"))
-        self._started = True
         self._work.set()
 
     async def flush(self) -> None:
@@ -150,7 +153,9 @@ class OutputRunner:
         waiters = [c.done_future() for c in (*self._queue, *self._inflight)]
         self._wake_retries()
         if waiters:
-            await asyncio.gather(*waiters)
+            # asyncio.wait, not gather: a caller's timeout must not cancel the shared futures
+            # other flushes may be waiting on.
+            await asyncio.wait(waiters)
 
     async def stop(self, timeout: float) -> None:
         """Flush (if flush_at_shutdown) within `timeout`, stop the workers, close the output."""
@@ -167,7 +172,7 @@ class OutputRunner:
                 self._halt = True
                 waiters = [c.done_future() for c in self._inflight]
                 if waiters:
-                    await asyncio.wait_for(asyncio.gather(*waiters), timeout=max(timeout, 0.0))
+                    await asyncio.wait(waiters, timeout=max(timeout, 0.0))
         except TimeoutError:
             log.warning("output %s: shutdown timeout (%.1fs) reached with %d event(s) still buffered",
                         self.id, timeout, self._records)
@@ -198,7 +203,7 @@ class OutputRunner:
             "queued_chunks": len(self._queue),
             "inflight_chunks": len(self._inflight),
             **self.counts,
-            **getattr(self._store, "stats", dict)(),
+            **self._store.stats(),
         }
 
     # ---- put -------------------------------------------------------------------
@@ -209,7 +214,6 @@ class OutputRunner:
         if self._closing:
             raise RuntimeError(f"output {self.id}: put after stop")
         cfg = self.config
-        store = self._store
         pieces: list[tuple[ChunkKey, list[Event], Any, int]] = []
         total = 0
         for key, group in group_events(events, self._key_fn):
@@ -217,30 +221,46 @@ class OutputRunner:
                 pieces.append((key, part, payload, size))
                 total += size
         await self._reserve(total, len(events))
-        size_limit = cfg.chunk_limit_size
-        record_limit = cfg.chunk_limit_records or math.inf
-        staged = self._staged
         for key, part, payload, size in pieces:
-            n = len(part)
-            chunk = staged.get(key)
-            if chunk is not None and (chunk.bytes + size > size_limit or chunk.records + n > record_limit):
-                self._seal(chunk)
-                chunk = None
-            if chunk is None:
-                chunk = store.new_chunk(key)
-                staged[key] = chunk
-                self._chunks += 1
-                self._new_staged.set()
-            store.append(chunk, part, payload, size, ack)
-            chunk.records += n
-            chunk.bytes += size
-            if chunk.bytes >= size_limit or chunk.records >= record_limit:
-                self._seal(chunk)
-        store.commit(ack)
+            while True:
+                try:
+                    self._append(key, part, payload, size, ack)
+                    break
+                except OSError as exc:
+                    # Disk full, I/O error: the store rolled the append back; wait like a full
+                    # buffer (backpressure) rather than acknowledge events that are not stored.
+                    if self._closing:
+                        raise
+                    log.error("output %s: cannot store %d event(s) in the buffer (%s); retrying in %.1fs",
+                              self.id, len(part), exc, cfg.retry_wait)
+                    await self._sleep(cfg.retry_wait)
+        self._store.commit(ack)
         self._account(total, len(events), 0)
         if cfg.flush_interval == 0:
-            for chunk in list(staged.values()):
+            for chunk in list(self._staged.values()):
                 self._seal(chunk)
+
+    def _append(self, key: ChunkKey, part: list[Event], payload: Any, size: int, ack: Ack) -> None:
+        """Append one encoded group to its staged chunk, sealing chunks that reach a limit."""
+        cfg = self.config
+        record_limit = cfg.chunk_limit_records or math.inf
+        n = len(part)
+        chunk = self._staged.get(key)
+        if chunk is not None and chunk.records and (
+            chunk.bytes + size > cfg.chunk_limit_size or chunk.records + n > record_limit
+        ):
+            self._seal(chunk)
+            chunk = None
+        if chunk is None:
+            chunk = self._store.new_chunk(key)
+            self._staged[key] = chunk
+            self._chunks += 1
+            self._new_staged.set()
+        self._store.append(chunk, part, payload, size, ack)
+        chunk.records += n
+        chunk.bytes += size
+        if chunk.bytes >= cfg.chunk_limit_size or chunk.records >= record_limit:
+            self._seal(chunk)
 
     def _encode(self, events: list[Event]) -> list[tuple[list[Event], Any, int]]:
         """Encode a group, split in equal parts when it alone exceeds a chunk limit."""
@@ -387,7 +407,7 @@ class OutputRunner:
             if result is None:
                 self._count("delivered", len(events))
                 return
-            retry, failed = _sanitize(result, len(events))
+            retry, failed = _outcomes(result, len(events))
             if failed:
                 await self._dead_letter([(events[i], reason) for i, reason in failed])
             self._count("delivered", len(events) - len(retry) - len(failed))
@@ -425,8 +445,8 @@ class OutputRunner:
         self._wake = asyncio.Event()
 
 
-def _sanitize(result: WriteResult, n: int) -> tuple[list[int], list[tuple[int, str]]]:
+def _outcomes(result: WriteResult, n: int) -> tuple[list[int], list[tuple[int, str]]]:
     """Indices in range, each reported once (failed wins over retry), in order."""
-    failed = {i: str(reason) for i, reason in result.failed if 0 <= i < n}
-    retry = sorted({i for i in result.retry if 0 <= i < n and i not in failed})
+    failed = {i: str(reason) for i, reason in getattr(result, "failed", ()) if 0 <= i < n}
+    retry = sorted({i for i in getattr(result, "retry", ()) if 0 <= i < n and i not in failed})
     return retry, sorted(failed.items())

@@ -77,6 +77,10 @@ class BufferStore(ABC):
     async def discard(self, chunk: Chunk) -> None:
         """The chunk is finished (delivered, dead-lettered or dropped): forget it."""
 
+    def stats(self) -> dict[str, Any]:
+        """Store-specific figures for OutputRunner.stats()."""
+        return {}
+
     @abstractmethod
     async def close(self) -> int:
         """Release the storage; return how many events it held that are now lost (memory)."""

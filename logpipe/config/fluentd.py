@@ -216,7 +216,8 @@ class Reader:
     def param(self, into: Element) -> None:
         key_offset = self.i
         m = _KEY.match(self.text, key_offset)
-        assert m is not None
+        if m is None:
+            raise self.error("expected a setting name or a directive", key_offset)
         key = m.group()
         self.i = m.end()
         while self.i < len(self.text) and self.text[self.i] in " \t":
@@ -387,7 +388,7 @@ class Reader:
         text, n, i = self.text, len(self.text), self.i
         while i < n:
             c = text[i]
-            if c in " \t\r\n\ufeff":
+            if c.isspace() or c == "\ufeff":
                 i += 1
             elif c == "#":
                 i = self.line_end(i)
@@ -483,8 +484,8 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
         else:
             raise _unknown_directive(element, TOP_DIRECTIVES)
     filters, outputs = _scope(top, None)
+    _check_label_references(config.inputs, labels)
     if labels:
-        _check_label_references(config.inputs, labels)
         filters, outputs = _labelled(filters, outputs, labels, root.pos)
     config.filters.extend(filters)
     config.outputs.extend(outputs)
@@ -535,6 +536,10 @@ def _match_outputs(element: Element) -> list[Node]:
     stores = [child for child in element.children if child.name == "store"]
     if not stores:
         raise ConfigError("a 'copy' match needs at least one <store> section", element.pos)
+    ignored = [key for key in element.params if key not in ("@type", "type")]
+    if ignored:
+        log.debug("<match %s> at %s: copy settings %s are ignored; each <store> is its own output",
+                  element.arg, element.pos, ", ".join(ignored))
     return [plugin_node(store, "output") for store in stores]
 
 
@@ -560,7 +565,7 @@ def _check_label_references(inputs: list[PluginNode], labels: dict[str, Any]) ->
     for node in inputs:
         written = node.settings.get("@label")
         if written is not None and _plain(written.value) not in labels:
-            known = ", ".join(sorted(labels))
+            known = ", ".join(sorted(labels)) or "none"
             raise ConfigError(f"unknown label '{_plain(written.value)}'; defined labels: {known}", written.pos)
 
 
@@ -576,10 +581,12 @@ def _plugin_name(element: Element) -> str:
 
 def plugin_node(element: Element, kind: str) -> PluginNode:
     """A plugin block from a directive: `@type`/`type` names it, `@id` → `id`,
-    `@log_level` is dropped, subsections become dict (or list-of-dict) settings."""
+    `@log_level` is dropped, subsections become dict (or list-of-dict) settings.
+    The node's position is where the plugin is named (the `@type` value), like the
+    plugin name of a Logstash block, so "unknown plugin" points at the name."""
     name = _plugin_name(element)
     type_key = "@type" if "@type" in element.params else "type"
-    node = PluginNode(kind, name, {}, element.pos)
+    node = PluginNode(kind, name, {}, element.params[type_key].value_pos)
     for key, param in element.params.items():
         if key in (type_key, "@log_level"):
             continue

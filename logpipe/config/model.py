@@ -7,7 +7,7 @@ grok patterns) still point at file:line:col.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from logpipe.errors import Pos
 
@@ -128,7 +128,7 @@ class TagMatch:
     pos: Pos
 
 
-Expr = Union[FieldRef, Literal, RegexLiteral, Compare, BoolOp, Not, Truthy, TagMatch]
+Expr = FieldRef | Literal | RegexLiteral | Compare | BoolOp | Not | Truthy | TagMatch
 
 
 @dataclass(slots=True)
@@ -148,7 +148,7 @@ class IfNode:
     pos: Pos
 
 
-Node = Union[PluginNode, IfNode]
+Node = PluginNode | IfNode
 
 
 @dataclass(slots=True)

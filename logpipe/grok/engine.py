@@ -18,7 +18,7 @@ from typing import Any
 
 from logpipe.grok import watchdog
 from logpipe.grok.errors import GrokError, GrokTimeout
-from logpipe.grok.expand import CAPTURE_MARK, Expander, Expansion
+from logpipe.grok.expand import CAPTURE_MARK, Expander, Expansion, find_references
 from logpipe.grok.extract import CaptureEntry, ExtractFn, MatchFn, build_matcher, capture_path
 from logpipe.grok.library import builtin_patterns, check_definitions, load_patterns_dirs, mode_dir
 from logpipe.grok.translate import FLAGS, translate
@@ -81,17 +81,12 @@ def compile_expression(expression: str, definitions: Mapping[str, str], *, named
 
     try:
         translation = translate(expansion.text, name_group)
+        regex = _re_compile(translation.pattern)
     except GrokError as exc:
-        raise _located(exc.reason, expansion, exc.position or 0) from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            regex = re.compile(translation.pattern, FLAGS)
-    except (re.error, FutureWarning) as exc:
-        pos = getattr(exc, "pos", None)
-        reason = getattr(exc, "msg", str(exc))
-        offset = translation.input_offset(pos) if pos is not None else 0
-        raise _located(f"invalid regex: {reason}", expansion, offset) from None
+        raise _blame(expansion) or _located(exc.reason, expansion, exc.position or 0) from None
+    except re.error as exc:
+        offset = translation.input_offset(exc.pos) if exc.pos is not None else 0
+        raise _blame(expansion) or _located(f"invalid regex: {exc.msg}", expansion, offset) from None
     entries = []
     for safe, number in sorted(regex.groupindex.items(), key=lambda kv: kv[1]):
         fld, typ = entries_by_name[safe]
@@ -105,6 +100,63 @@ def compile_expression(expression: str, definitions: Mapping[str, str], *, named
     except GrokError as exc:
         raise GrokError(f"{exc.reason} in {expression!r}") from None
     return Compiled(expression, regex, matcher, extractor, entries, expansion.text)
+
+
+def _re_compile(pattern: str) -> re.Pattern[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return re.compile(pattern, FLAGS)
+        except FutureWarning as exc:
+            raise GrokError(f"ambiguous regex: {exc}") from None
+
+
+def _blame(expansion: Expansion) -> GrokError | None:
+    """Find the one definition (or the expression) that is broken on its own, with
+    its references stubbed out: errors in the whole expansion are hard to place
+    (an unbalanced '(' is only noticed at the end)."""
+    for name, text in reversed(list(expansion.sources.items())):
+        stubbed, spans = _stub_references(text)
+        try:
+            _re_compile(translate(stubbed, lambda raw: "x").pattern)
+        except GrokError as exc:
+            return GrokError(exc.reason, pattern=name, position=_unstub(spans, exc.position or 0), text=text)
+        except re.error as exc:
+            tr_pos = exc.pos or 0
+            try:
+                tr_pos = translate(stubbed, lambda raw: "x").input_offset(tr_pos)
+            except GrokError:
+                pass
+            return GrokError(f"invalid regex: {exc.msg}", pattern=name, position=_unstub(spans, tr_pos),
+                             text=text)
+    return None
+
+
+def _stub_references(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """`text` with each %{…} replaced by an empty group, and (stub offset, original offset) pairs."""
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = out = 0
+    for ref in find_references(text):
+        spans.append((out, pos))
+        chunk = text[pos:ref.start]
+        parts += [chunk, "(?:)"]
+        out += len(chunk)
+        spans.append((out, ref.start))
+        out += 4
+        pos = ref.end
+    spans.append((out, pos))
+    parts.append(text[pos:])
+    return "".join(parts), spans
+
+
+def _unstub(spans: list[tuple[int, int]], offset: int) -> int:
+    best = 0
+    for stub_at, orig_at in spans:
+        if stub_at > offset:
+            break
+        best = orig_at + (offset - stub_at)
+    return best
 
 
 def _located(reason: str, expansion: Expansion, offset: int) -> GrokError:
@@ -161,7 +213,7 @@ class Grok:
         self._matchers = [c.match for c in self.compiled]
         if timeout is None and len(self._matchers) == 1:
             # The hot path: the generated function itself, no wrapper call.
-            self.match = self._matchers[0]  # type: ignore[method-assign]
+            self.match = self._matchers[0]  # type: ignore[method-assign,assignment]
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -194,6 +246,30 @@ class Grok:
                         return result
             return None
         return self._match_regex_module(text, timeout)
+
+    def search(self, text: str) -> Any:
+        """The match object of the first expression that matches (for tools that need
+        spans), bounded by `timeout` like `match`; None when nothing matches."""
+        if self.timeout is not None and not watchdog.is_armed():
+            if watchdog.signals_usable():
+                with watchdog.single_guard(self.timeout):
+                    return self._search_re(text)
+            for compiled in self.compiled:
+                try:
+                    m = compiled.fallback().search(text, timeout=self.timeout)
+                except TimeoutError:
+                    raise GrokTimeout("grok match exceeded its time budget") from None
+                if m is not None:
+                    return m
+            return None
+        return self._search_re(text)
+
+    def _search_re(self, text: str) -> Any:
+        for compiled in self.compiled:
+            m = compiled.regex.search(text)
+            if m is not None:
+                return m
+        return None
 
     def _match_regex_module(self, text: str, timeout: float) -> dict[str, Any] | None:
         for compiled in self.compiled:

@@ -9,8 +9,8 @@ offset it came from, so a regex error found later can name the pattern at fault.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from logpipe.grok.errors import GrokError
 
@@ -43,7 +43,7 @@ class Expansion:
 
     def locate(self, offset: int) -> tuple[str | None, int]:
         """Map an offset of `text` back to (pattern name, offset in its definition)."""
-        best = (None, offset)
+        best: tuple[str | None, int] = (None, offset)
         for start, name, src in self.origins:
             if start > offset:
                 break

@@ -104,12 +104,17 @@ def build_matcher(search: Callable[[str], Any], entries: list[CaptureEntry],
         lines.append(f"    {var} = None")
     for e in entries:
         lines.append(f"    v = g[{e.group - 1}]")
-        lines.append("    if v is not None:" if keep_empty else "    if v:")
+        # Logstash skips nil and "" captures unless keep_empty_captures.
+        lines.append("    if True:" if keep_empty else "    if v:")
         ind = "        "
         if e.type:
             conv = "int" if e.type == "int" else "_to_float"
-            lines += [f"{ind}try:", f"{ind}    v = {conv}(v)", f"{ind}except ValueError:",
-                      f"{ind}    fails = _fail(fails, {e.field!r}, v, {e.type!r})"]
+            cind = ind
+            if keep_empty:  # None and "" are kept as they are, not coerced
+                lines.append(f"{ind}if v:")
+                cind += "    "
+            lines += [f"{cind}try:", f"{cind}    v = {conv}(v)", f"{cind}except ValueError:",
+                      f"{cind}    fails = _fail(fails, {e.field!r}, v, {e.type!r})"]
         parent = "d"
         for k in range(1, len(e.path)):
             var = prefixes[e.path[:k]]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
 
 from logpipe.grok.errors import GrokError
 

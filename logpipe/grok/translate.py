@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from logpipe.grok.errors import GrokError
 
-FLAGS = re.S | re.M | re.A
+FLAGS = re.DOTALL | re.MULTILINE | re.ASCII
 
 _POSIX = {
     "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "digit": "0-9", "xdigit": "0-9a-fA-F",
@@ -71,6 +71,7 @@ class Translation:
 @dataclass
 class _Frame:
     out_start: int
+    src_start: int
     extra_closes: int = 0
 
 
@@ -133,7 +134,7 @@ class _Translator:
                 self.atom(re.escape(c) if c in "{}" else c, start)
                 self.i += 1
         if self.stack:
-            raise self.fail("missing ')' for an opening '('", self.n)
+            raise self.fail("missing ')' for this '('", self.stack[-1].src_start)
         self.emit(")" * self.top_extra, self.n)
         return Translation("".join(self.out), self.names, self.numbered, self.offsets)
 
@@ -174,7 +175,7 @@ class _Translator:
     def open_group(self) -> None:
         src, start = self.src, self.i
         rest = src[self.i:self.i + 4]
-        frame = _Frame(len(self.out))
+        frame = _Frame(len(self.out), self.i)
         if rest.startswith("(?#"):
             end = src.find(")", self.i)
             if end < 0:
@@ -365,7 +366,7 @@ class _Translator:
         if e == "x":
             if src.startswith("{", self.i):
                 text = self._braced_hex()
-                ch = re.sub(r"\\(.)", r"\1", text, flags=re.S) if text.startswith("\\") else text
+                ch = re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL) if text.startswith("\\") else text
                 return ch, _class_literal(ch)
             m = re.match(r"[0-9a-fA-F]{1,2}", src[self.i:])
             if not m:

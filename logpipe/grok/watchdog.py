@@ -51,7 +51,6 @@ class _State:
         self.seen = 0
         self.stale = 0
         self.limit = TICKS
-        self.installed = False
         self.unavailable = not hasattr(signal, "setitimer")
 
 
@@ -74,19 +73,18 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def signals_usable() -> bool:
-    """True when this thread can use the SIGALRM watchdog."""
+    """True when this thread can use the SIGALRM watchdog right now: the main
+    thread, a platform with setitimer, and SIGALRM not owned by someone else
+    (checked each time: a test runner may own it for a while)."""
     st = _STATE
     if st.unavailable or threading.current_thread() is not threading.main_thread():
         return False
-    if st.installed:
-        return True
     current = signal.getsignal(signal.SIGALRM)
+    if current is _on_alarm:
+        return True
     if current not in (signal.SIG_DFL, signal.SIG_IGN, None):
-        # Someone else owns SIGALRM: do not take it from them.
-        st.unavailable = True
         return False
     signal.signal(signal.SIGALRM, _on_alarm)
-    st.installed = True
     return True
 
 

@@ -1,0 +1,205 @@
+"""Logstash's `kv` filter: `key=value` pairs out of a text field.
+
+`field_split` and `value_split` are sets of characters (Logstash's meaning: `field_split =>
+"&?"` splits on either); `field_split_pattern` / `value_split_pattern` take regexes instead.
+Values may be quoted (`"..."`, `'...'`) or, with `include_brackets` (the default), bracketed
+(`(...)`, `[...]`, `<...>`); quotes and brackets are removed. Keys are trimmed
+(`trim_key`, `remove_char_key`, `transform_key`) before `include_keys` / `exclude_keys` are
+checked and `prefix` is added; a repeated key collects its values in an array (set
+`allow_duplicate_values => false` to drop repeated identical values). Pairs go to the top level
+or into `target`. The whole pattern is one compiled regex scanned once per event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.fields import METADATA, MISSING, TIMESTAMP, add_tag, compile_getter, compile_setter, set_field
+from logpipe.plugin import Filter, Setting
+
+_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "lowercase": str.lower, "uppercase": str.upper, "capitalize": str.capitalize,
+}
+
+
+def _char_class(chars: str) -> str:
+    return "[" + "".join("\\" + c if c in "\\]^-[" else c for c in chars) + "]"
+
+
+def build_scanner(field_split: str, value_split: str, field_split_pattern: str | None,
+                  value_split_pattern: str | None, include_brackets: bool, lenient: bool) -> re.Pattern[str]:
+    """One regex finding every pair: key, separator (with optional spaces), value."""
+    if not (field_split or field_split_pattern) or not (value_split or value_split_pattern):
+        raise ConfigError("field_split and value_split must not be empty",
+                          setting="field_split" if not (field_split or field_split_pattern) else "value_split")
+    if field_split_pattern is None and value_split_pattern is None:
+        excluded = _char_class(field_split + value_split)[1:-1]
+        key = rf"((?:\\ |[^{excluded}])+)"
+        unquoted = rf"((?:\\ |[^{_char_class(field_split)[1:-1]}])+)"
+    else:
+        fs = field_split_pattern or _char_class(field_split)
+        vs = value_split_pattern or _char_class(value_split)
+        key = rf"((?:(?!{fs})(?!{vs}).)+)"
+        unquoted = rf"((?:(?!{fs}).)+)"
+    vs = value_split_pattern or _char_class(value_split)
+    ws = r"[ \t]*" if lenient else ""
+    values = [r'"([^"]*)"', r"'([^']*)'"]
+    if include_brackets:
+        values += [r"\(([^)]*)\)", r"\[([^\]]*)\]", r"<([^>]*)>"]
+    values.append(unquoted)
+    try:
+        return re.compile(f"{key}{ws}(?:{vs}){ws}(?:{'|'.join(values)})")
+    except re.error as exc:
+        setting = "field_split_pattern" if field_split_pattern else "value_split_pattern"
+        raise ConfigError(f"invalid split pattern: {exc}", setting=setting) from exc
+
+
+class KvFilter(Filter):
+    name = "kv"
+    doc = "Extracts key=value pairs from a text field."
+    settings: ClassVar[list[Setting]] = [
+        Setting("source", "string", default="message", doc="field holding the text"),
+        Setting("target", "string", doc="put the pairs under this field instead of the top level"),
+        Setting("field_split", "string", default=" ", doc="characters separating pairs"),
+        Setting("value_split", "string", default="=", doc="characters separating key from value"),
+        Setting("field_split_pattern", "string", doc="regex separating pairs (overrides field_split)"),
+        Setting("value_split_pattern", "string", doc="regex separating key from value (overrides value_split)"),
+        Setting("include_keys", "array", default=[], doc="only these keys"),
+        Setting("exclude_keys", "array", default=[], doc="never these keys"),
+        Setting("prefix", "string", default="", doc="prepended to every key"),
+        Setting("trim_key", "string", default="", doc="characters trimmed from both ends of keys"),
+        Setting("trim_value", "string", default="", doc="characters trimmed from both ends of values"),
+        Setting("remove_char_key", "string", default="", doc="characters removed from keys"),
+        Setting("remove_char_value", "string", default="", doc="characters removed from values"),
+        Setting("transform_key", "string", choices=(None, "lowercase", "uppercase", "capitalize"),
+                doc="lowercase | uppercase | capitalize"),
+        Setting("transform_value", "string", choices=(None, "lowercase", "uppercase", "capitalize"),
+                doc="lowercase | uppercase | capitalize"),
+        Setting("include_brackets", "bool", default=True, doc="treat (), [] and <> as value quotes"),
+        Setting("allow_duplicate_values", "bool", default=True, doc="keep repeated identical values"),
+        Setting("default_keys", "hash", default={}, doc="pairs added when absent"),
+        Setting("recursive", "bool", default=False, doc="parse values that contain pairs themselves"),
+        Setting("whitespace", "string", default="lenient", choices=("lenient", "strict"),
+                doc="lenient allows spaces around the value separator"),
+        Setting("tag_on_failure", "array", default=["_kv_filter_error"], doc="tags added when the source is unusable"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        p = self.params
+        self.failures = 0
+        self._scan = build_scanner(p["field_split"], p["value_split"], p["field_split_pattern"],
+                                   p["value_split_pattern"], p["include_brackets"], p["whitespace"] == "lenient")
+        self._get = compile_getter(p["source"])
+        self._target = p["target"]
+        self._target_get = compile_getter(self._target) if self._target else None
+        self._target_put = compile_setter(self._target) if self._target else None
+        self._include = frozenset(str(k) for k in p["include_keys"])
+        self._exclude = frozenset(str(k) for k in p["exclude_keys"])
+        self._key_fix = self._cleaner(p["trim_key"], p["remove_char_key"], p["transform_key"])
+        self._value_fix = self._cleaner(p["trim_value"], p["remove_char_value"], p["transform_value"])
+        self._prefix: str = p["prefix"]
+        self._dupes: bool = p["allow_duplicate_values"]
+        self._defaults = {str(k): v for k, v in p["default_keys"].items()}
+        self._recursive: bool = p["recursive"]
+        self._failure_tags = [str(t) for t in p["tag_on_failure"]]
+
+    @staticmethod
+    def _cleaner(trim: str, remove: str, transform: str | None) -> Callable[[str], str] | None:
+        steps: list[Callable[[str], str]] = []
+        if trim:
+            steps.append(lambda s: s.strip(trim))
+        if remove:
+            table = str.maketrans("", "", remove)
+            steps.append(lambda s: s.translate(table))
+        if transform:
+            steps.append(_TRANSFORMS[transform])
+        if not steps:
+            return None
+        if len(steps) == 1:
+            return steps[0]
+
+        def clean(s: str) -> str:
+            for step in steps:
+                s = step(s)
+            return s
+
+        return clean
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """The pairs of one text, after trimming, filtering and prefixing."""
+        pairs: dict[str, Any] = {}
+        key_fix, value_fix = self._key_fix, self._value_fix
+        include, exclude, prefix = self._include, self._exclude, self._prefix
+        for m in self._scan.finditer(text):
+            groups = m.groups()
+            key = groups[0]
+            value = next(v for v in groups[1:] if v is not None)
+            if key_fix is not None:
+                key = key_fix(key)
+            if not key or (include and key not in include) or key in exclude:
+                continue
+            if value_fix is not None:
+                value = value_fix(value)
+            parsed: Any = value
+            if self._recursive:
+                inner = self.parse(value)
+                if inner:
+                    parsed = inner
+            key = prefix + key
+            if key not in pairs:
+                pairs[key] = parsed
+                continue
+            current = pairs[key]
+            if current.__class__ is not list:
+                current = pairs[key] = [current]
+            if self._dupes or parsed not in current:
+                current.append(parsed)
+        return pairs
+
+    def filter(self, events: list[Event]) -> list[Event]:
+        get, decorate = self._get, self._decorate
+        for ev in events:
+            source = get(ev)
+            if source is MISSING or source is None:
+                continue
+            if source.__class__ is str:
+                pairs = self.parse(source)
+            elif isinstance(source, list):
+                pairs = {}
+                for item in source:
+                    pairs.update(self.parse(item if isinstance(item, str) else str(item)))
+            elif isinstance(source, dict):
+                self.failures += 1  # Logstash: a hash cannot be parsed for pairs
+                for tag in self._failure_tags:
+                    add_tag(ev, tag)
+                continue
+            else:
+                pairs = self.parse(str(source))
+            for key, value in self._defaults.items():
+                pairs.setdefault(key, value)
+            if not pairs:
+                continue
+            self._store(ev, pairs)
+            if decorate is not None:
+                decorate(ev)
+        return events
+
+    def _store(self, ev: Event, pairs: dict[str, Any]) -> None:
+        if self._target_get is not None and self._target_put is not None:
+            current = self._target_get(ev)
+            if isinstance(current, dict):
+                current.update(pairs)
+            else:
+                self._target_put(ev, pairs)
+            return
+        record = ev.record
+        for key, value in pairs.items():
+            if key == TIMESTAMP or key == METADATA:
+                set_field(ev, key, value)
+            else:
+                record[key] = value
