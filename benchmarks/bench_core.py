@@ -15,6 +15,7 @@ import tempfile
 import time
 
 from logpipe.pipeline import Pipeline
+from logpipe.process import tune_gc
 
 CONFIG = """
 input {{ generator {{ count => {count} batch_size => 1000 lines => ["GET /index.html 200", "POST /api 500"] }} }}
@@ -34,6 +35,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         output = "null {}" if args.output == "null" else f'file {{ path => "{tmp}/out.log" }}'
         pipeline = Pipeline.from_string(CONFIG.format(count=args.events, output=output), state_dir=tmp)
+        tune_gc()  # as `logpipe run` does
         started = time.perf_counter()
         status = await pipeline.run()
         elapsed = time.perf_counter() - started

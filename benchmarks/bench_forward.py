@@ -77,7 +77,8 @@ def client(port: int, events: int, mode: str, chunk: int, inflight: int) -> floa
         return asyncio.run(ship())
     frames = []
     for n, start in enumerate(range(0, events, chunk)):
-        entries = b"".join(msgpack.packb([event_time(now + i), record(i)]) for i in range(start, min(events, start + chunk)))
+        stop = min(events, start + chunk)
+        entries = b"".join(msgpack.packb([event_time(now + i), record(i)]) for i in range(start, stop))
         option: dict[str, Any] = {"chunk": f"c{n}", "size": min(chunk, events - start)}
         if mode == "gzip":
             entries = gzip.compress(entries, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import tempfile
@@ -56,10 +57,8 @@ async def run(path: str, lines: int, cls: type[TailInput], settings: dict[str, A
     await done.wait()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     await plugin.close()
     return elapsed, cpu
 

@@ -7,10 +7,14 @@ the per-batch code in pipeline.py only partitions lists and calls functions.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
+from itertools import compress
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from logpipe import registry
 from logpipe.config.conditions import compile_condition
@@ -148,6 +152,8 @@ def _branching(branches: list[tuple[Predicate | None, FilterStep]]) -> FilterSte
     Events that take no branch pass on unchanged. Order is kept within each part;
     across parts, untouched events come first, then each branch's output in branch order.
     """
+    if len(branches) == 1 and branches[0][0] is not None:
+        return _single_branch(branches[0][0], branches[0][1])
 
     def step(events: list[Event]) -> list[Event]:
         parts: list[list[Event]] = [[] for _ in branches]
@@ -167,6 +173,23 @@ def _branching(branches: list[tuple[Predicate | None, FilterStep]]) -> FilterSte
             if part:
                 out = out + body(part)
         return out
+
+    return step
+
+
+def _single_branch(pred: Predicate, body: FilterStep) -> FilterStep:
+    """The common `if cond { … }` without else: one predicate pass in a comprehension,
+    and no copying at all when the whole batch goes the same way."""
+
+    def step(events: list[Event]) -> list[Event]:
+        flags = [pred(ev) for ev in events]
+        if not any(flags):
+            return events
+        if all(flags):
+            return body(events)
+        taken = list(compress(events, flags))
+        rest = [ev for ev, flag in zip(events, flags) if not flag]
+        return rest + body(taken)
 
     return step
 
@@ -226,3 +249,37 @@ def _output_route(node: Any, built: Built) -> Route:
 
         return route_match
     return lambda events: [(index, events)]
+
+
+def assign_unique_ids(plugins: list[Plugin]) -> None:
+    """Plugins without an explicit `id` are named after their plugin; when two share a
+    name they get a suffix derived from their settings, so the id — and the file-buffer
+    directory and metrics keyed by it — stay the same across restarts of an unchanged config."""
+    by_id: dict[str, list[Plugin]] = {}
+    for plugin in plugins:
+        by_id.setdefault(plugin.id, []).append(plugin)
+    taken = set(by_id)
+    for plugin_id, group in by_id.items():
+        if len(group) < 2:
+            continue
+        explicit = [p for p in group if p.params.get("id")]
+        if len(explicit) > 1:
+            raise ConfigError(f"two plugins share the id '{plugin_id}'; ids must be unique")
+        for plugin in group:
+            if plugin.params.get("id"):
+                continue
+            digest = hashlib.sha1(
+                orjson.dumps({k: v for k, v in plugin.params.items() if _plain_data(v)}, default=str,
+                             option=orjson.OPT_SORT_KEYS)
+            ).hexdigest()[:8]
+            candidate = f"{plugin.name}-{digest}"
+            n = 2
+            while candidate in taken:
+                candidate = f"{plugin.name}-{digest}-{n}"
+                n += 1
+            taken.add(candidate)
+            plugin.id = candidate
+
+
+def _plain_data(value: Any) -> bool:
+    return not isinstance(value, Plugin)

@@ -99,6 +99,9 @@ def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _run(pipeline) -> int:  # type: ignore[no-untyped-def]
+    from logpipe.process import tune_gc
+
+    tune_gc()
     try:
         import uvloop
     except ImportError:

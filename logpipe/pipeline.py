@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from logpipe.ack import Ack
-from logpipe.buffer import OutputRunner
-from logpipe.build import Built, compile_filters, compile_outputs, instantiate
+from logpipe.buffer import BufferOverflowError, OutputRunner
+from logpipe.build import Built, assign_unique_ids, compile_filters, compile_outputs, instantiate
 from logpipe.config.loader import load_config_paths, load_config_string
-from logpipe.config.model import PipelineConfig
+from logpipe.config.model import PipelineConfig, PluginNode
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
 from logpipe.metrics import counter
@@ -65,9 +65,11 @@ class Pipeline:
         self.state_dir = state_dir or default_state_dir()
         self.shutdown_timeout = shutdown_timeout
         self.built = Built([], [], [])
-        self.built.inputs = [_as_input(instantiate(node)) for node in [*config.inputs, *inputs]]
+        input_nodes: list[PluginNode | Plugin] = [*config.inputs, *inputs]
+        self.built.inputs = [_as_input(instantiate(node)) for node in input_nodes]
         self._filter = compile_filters([*config.filters, *filters], self.built)
         self._route = compile_outputs([*config.outputs, *outputs], self.built)
+        assign_unique_ids(self.plugins)
         self._queue_batches = queue_batches
         self._queue: asyncio.Queue[tuple[list[Event], Ack] | None] | None = None
         self._runners: list[OutputRunner] = []
@@ -109,8 +111,8 @@ class Pipeline:
             runner = OutputRunner(output, state_dir=self.state_dir)
             await runner.start()
             self._runners.append(runner)
-        for plugin in self.built.filters:
-            await plugin.start()
+        for filter_plugin in self.built.filters:
+            await filter_plugin.start()
         self._worker = asyncio.create_task(self._work(), name="logpipe-worker")
         for plugin in self.built.inputs:
             await plugin.start()
@@ -150,15 +152,18 @@ class Pipeline:
         waiters = [asyncio.ensure_future(self._inputs_done.wait())]
         if stop is not None:
             waiters.append(asyncio.ensure_future(stop.wait()))
-        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in waiters:
             task.cancel()
-        await self.stop()
+        finished = self._inputs_done.is_set() and self.failed is None
+        await self.stop(flush=finished)
         return 1 if self.failed is not None else 0
 
-    async def stop(self, timeout: float | None = None) -> None:
-        """Stop inputs, drain the queue through the filters, flush and close the
-        outputs within the shutdown timeout."""
+    async def stop(self, timeout: float | None = None, flush: bool = False) -> None:
+        """Stop inputs, drain the queue through the filters, and close the outputs
+        within the shutdown timeout. Each buffer then follows its `flush_at_shutdown`;
+        `flush=True` (a finite pipeline that has read everything) writes out every
+        buffer first, file buffers included, so a batch job leaves nothing behind."""
         if self._stopped or not self._started:
             return
         self._stopped = True
@@ -168,8 +173,6 @@ class Pipeline:
         for task in self._input_tasks:
             task.cancel()
         await asyncio.gather(*self._input_tasks, return_exceptions=True)
-        for plugin in self.built.inputs:
-            await _quietly(plugin.close(), plugin)
         assert self._queue is not None and self._worker is not None
         await self._queue.put(None)
         try:
@@ -177,10 +180,19 @@ class Pipeline:
         except TimeoutError:
             log.error("filter stage did not drain within %.1fs; %d batches left", timeout, self._queue.qsize())
             self._worker.cancel()
+        if flush:
+            try:
+                await asyncio.wait_for(self.flush(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.error("outputs did not flush within the shutdown timeout")
         for runner in self._runners:
             await runner.stop(max(0.0, deadline - loop.time()))
-        for plugin in self.built.filters:
+        # Inputs close last: the outputs' final deliveries complete acks, and an input
+        # saves the positions those acks committed when it closes.
+        for plugin in self.built.inputs:
             await _quietly(plugin.close(), plugin)
+        for filter_plugin in self.built.filters:
+            await _quietly(filter_plugin.close(), filter_plugin)
 
     async def flush(self) -> None:
         """Write out everything buffered now (SIGUSR1)."""
@@ -249,7 +261,13 @@ class Pipeline:
                 events = run_filters(events)
                 self._events_filtered.inc(len(events))
                 for index, part in route(events):
-                    await runners[index].put(part, ack)
+                    try:
+                        await runners[index].put(part, ack)
+                    except BufferOverflowError:
+                        # Rejected, counted and logged by the runner. The ack stays open
+                        # for good, so the input never commits these events: tail re-reads
+                        # them after a restart, forward and beats clients resend.
+                        ack.hold()
             except Exception:
                 log.exception("routing failed for a batch of %d events", len(events))
                 self.failed = self.failed or RuntimeError("routing failed")

@@ -5,8 +5,8 @@ between fields is the delimiter that ends the field before it; the last field ta
 of the line. Field forms:
 
 - `%{name}` / `%{[a][b]}`: store the value; `%{}` and `%{?name}` skip it;
-- `%{+name}` appends to `name`, joined by the delimiter written before it (a space when
-  there is none); `%{+name/2}` orders the appended parts;
+- `%{+name}` appends to `name`, joined by `append_separator` (a space by default);
+  `%{+name/2}` orders the appended parts;
 - `%{*key}` or `%{?key}` captures a key name and `%{&key}` stores its value under that name;
 - `%{name->}` skips repeated delimiters after the field (right padding).
 
@@ -39,10 +39,9 @@ class Field:
     ordinal: int
     padding: bool
     delimiter: str  # the text that ends this field ("" = the rest of the line)
-    joiner: str  # for appends: the delimiter written before this field
 
 
-def parse_field(spec: str, delimiter: str, before: str) -> Field:
+def parse_field(spec: str, delimiter: str) -> Field:
     text = spec.strip()
     padding = text.endswith("->")
     if padding:
@@ -59,19 +58,19 @@ def parse_field(spec: str, delimiter: str, before: str) -> Field:
         if kind not in ("normal", "skip"):
             raise ConfigError(f"dissect field %{{{spec}}} needs a name", setting="mapping")
         kind = "skip"
-    return Field(kind, text, ordinal, padding, delimiter, before or " ")
+    return Field(kind, text, ordinal, padding, delimiter)
 
 
 class Dissection:
     """One compiled mapping: `apply(text)` returns {field: value} or None when the text does not fit."""
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, append_separator: str = " ") -> None:
+        self.append_separator = append_separator
         matches = list(_FIELD.finditer(template))
         if not matches:
             raise ConfigError(f"dissect mapping {template!r} has no %{{}} fields", setting="mapping")
         self.prefix = template[:matches[0].start()]
         fields: list[Field] = []
-        before = self.prefix
         for i, m in enumerate(matches):
             end = matches[i + 1].start() if i + 1 < len(matches) else len(template)
             delimiter = template[m.end():end]
@@ -79,8 +78,7 @@ class Dissection:
                 raise ConfigError(f"dissect mapping {template!r}: fields %{{{m.group(1)}}} and "
                                   f"%{{{matches[i + 1].group(1)}}} have no delimiter between them",
                                   setting="mapping")
-            fields.append(parse_field(m.group(1), delimiter, before))
-            before = delimiter
+            fields.append(parse_field(m.group(1), delimiter))
         self.fields = fields
         self.steps = [(f.delimiter, f.padding) for f in fields]
         names = {f.name for f in fields if f.kind in ("key", "skip")}
@@ -128,10 +126,10 @@ class Dissection:
             return {f.name: v for f, v in zip(self.fields, values, strict=True) if f.kind == "normal"}
         out: dict[str, Any] = {}
         keys: dict[str, str] = {}
-        appends: dict[str, list[tuple[int, int, str, str]]] = {}
+        appends: dict[str, list[tuple[int, int, str]]] = {}
         for position, (f, v) in enumerate(zip(self.fields, values, strict=True)):
             if f.kind == "normal" or f.kind == "append":
-                appends.setdefault(f.name, []).append((f.ordinal, position, f.joiner, v))
+                appends.setdefault(f.name, []).append((f.ordinal, position, v))
             elif f.kind in ("key", "skip") and f.name:
                 keys[f.name] = v
         for f, v in zip(self.fields, values, strict=True):
@@ -139,10 +137,7 @@ class Dissection:
                 out[keys[f.name]] = v
         for name, parts in appends.items():
             parts.sort()
-            text_value = parts[0][3]
-            for _, _, joiner, part in parts[1:]:
-                text_value += joiner + part
-            out[name] = text_value
+            out[name] = self.append_separator.join(part for _, _, part in parts)
         return out
 
 
@@ -155,6 +150,7 @@ class DissectFilter(Filter):
     settings: ClassVar[list[Setting]] = [
         Setting("mapping", "hash", default={}, doc="source field => dissect pattern"),
         Setting("convert_datatype", "hash", default={}, doc="field => int | float"),
+        Setting("append_separator", "string", default=" ", doc="joins the parts of %{+field} appends"),
         Setting("tag_on_failure", "array", default=["_dissectfailure"], doc="tags added when a line does not fit"),
     ]
 
@@ -166,7 +162,9 @@ class DissectFilter(Filter):
         for source, template in self.params["mapping"].items():
             if not isinstance(template, str):
                 raise ConfigError(f"dissect mapping for {source!r} must be a string", setting="mapping")
-            self._mappings.append((compile_getter(str(source)), Dissection(template)))
+            self._mappings.append(
+                (compile_getter(str(source)), Dissection(template, self.params["append_separator"]))
+            )
         self._conversions: list[tuple[Callable[[Event], Any], Callable[[Event, Any], None], Callable[[Any], Any]]] = []
         for field, kind in self.params["convert_datatype"].items():
             conv = _CONVERT.get(str(kind).strip().lower())

@@ -36,26 +36,28 @@ def build_scanner(field_split: str, value_split: str, field_split_pattern: str |
     if not (field_split or field_split_pattern) or not (value_split or value_split_pattern):
         raise ConfigError("field_split and value_split must not be empty",
                           setting="field_split" if not (field_split or field_split_pattern) else "value_split")
-    if field_split_pattern is None and value_split_pattern is None:
-        excluded = _char_class(field_split + value_split)[1:-1]
-        key = rf"((?:\\ |[^{excluded}])+)"
-        unquoted = rf"((?:\\ |[^{_char_class(field_split)[1:-1]}])+)"
-    else:
-        fs = field_split_pattern or _char_class(field_split)
-        vs = value_split_pattern or _char_class(value_split)
-        key = rf"((?:(?!{fs})(?!{vs}).)+)"
-        unquoted = rf"((?:(?!{fs}).)+)"
+    fs = field_split_pattern or _char_class(field_split)
     vs = value_split_pattern or _char_class(value_split)
+    if field_split_pattern is None and value_split_pattern is None:
+        key = rf"(?:\\ |[^{_char_class(field_split + value_split)[1:-1]}])+"
+        unquoted = rf"(?:\\ |[^{_char_class(field_split)[1:-1]}])+"
+    else:
+        key = rf"(?:(?!{fs})(?!{vs}).)+"
+        unquoted = rf"(?:(?!{fs}).)+"
     ws = r"[ \t]*" if lenient else ""
-    values = [r'"([^"]*)"', r"'([^']*)'"]
+    values = [r'"(?P<v0>[^"]*)"', r"'(?P<v1>[^']*)'"]
     if include_brackets:
-        values += [r"\(([^)]*)\)", r"\[([^\]]*)\]", r"<([^>]*)>"]
-    values.append(unquoted)
+        values += [r"\((?P<v2>[^)]*)\)", r"\[(?P<v3>[^\]]*)\]", r"<(?P<v4>[^>]*)>"]
+    values.append(f"(?P<v5>{unquoted})")
+    # A key starts the text or follows a field separator, never the middle of one.
     try:
-        return re.compile(f"{key}{ws}(?:{vs}){ws}(?:{'|'.join(values)})")
+        return re.compile(f"(?:^|{fs})(?P<key>{key}){ws}(?:{vs}){ws}(?:{'|'.join(values)})")
     except re.error as exc:
         setting = "field_split_pattern" if field_split_pattern else "value_split_pattern"
         raise ConfigError(f"invalid split pattern: {exc}", setting=setting) from exc
+
+
+_VALUE_GROUPS = frozenset({"v0", "v1", "v2", "v3", "v4", "v5"})
 
 
 class KvFilter(Filter):
@@ -94,6 +96,7 @@ class KvFilter(Filter):
         self.failures = 0
         self._scan = build_scanner(p["field_split"], p["value_split"], p["field_split_pattern"],
                                    p["value_split_pattern"], p["include_brackets"], p["whitespace"] == "lenient")
+        self._value_groups = tuple(g for g in self._scan.groupindex if g in _VALUE_GROUPS)
         self._get = compile_getter(p["source"])
         self._target = p["target"]
         self._target_get = compile_getter(self._target) if self._target else None
@@ -135,10 +138,10 @@ class KvFilter(Filter):
         pairs: dict[str, Any] = {}
         key_fix, value_fix = self._key_fix, self._value_fix
         include, exclude, prefix = self._include, self._exclude, self._prefix
+        value_groups = self._value_groups
         for m in self._scan.finditer(text):
-            groups = m.groups()
-            key = groups[0]
-            value = next(v for v in groups[1:] if v is not None)
+            key = m.group("key")
+            value = next(v for v in m.group(*value_groups) if v is not None)
             if key_fix is not None:
                 key = key_fix(key)
             if not key or (include and key not in include) or key in exclude:
@@ -199,7 +202,7 @@ class KvFilter(Filter):
             return
         record = ev.record
         for key, value in pairs.items():
-            if key == TIMESTAMP or key == METADATA:
+            if key in (TIMESTAMP, METADATA):
                 set_field(ev, key, value)
             else:
                 record[key] = value

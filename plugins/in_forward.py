@@ -7,7 +7,9 @@ events delivered or stored — the at-least-once contract), the HELO/PING/PONG
 handshake with a shared key and optional user/password, and TLS.
 
 Each message becomes one batch (a PackedForward chunk is one emit of all its
-entries). A peer that sends malformed msgpack, wrong types, an oversized message or
+entries). Events keep the sender's tag, prefixed by `add_tag_prefix`; a `tag` setting
+replaces it. Fluentd's `<security>` and `<transport tls>` sections are accepted as
+written in a Fluentd config. A peer that sends malformed msgpack, wrong types, an oversized message or
 bad credentials is logged, counted and disconnected; nobody else notices.
 """
 

@@ -27,7 +27,7 @@ class GeneratorInput(Input):
         count: int = self.params["count"]
         size = max(1, self.params["batch_size"])
         tag = self.event_tag
-        host = socket.gethostname()
+        hostname = socket.gethostname()
         codec = self.params["codec"]
         per_cycle = len(lines)
         sequence = 0
@@ -36,7 +36,7 @@ class GeneratorInput(Input):
             now = time.time_ns()
             if codec is None:
                 batch = [
-                    Event(tag, now, {"message": lines[(sequence + i) % per_cycle], "host": host,
+                    Event(tag, now, {"message": lines[(sequence + i) % per_cycle], "host": {"name": hostname},
                                      "sequence": sequence + i})
                     for i in range(n)
                 ]

@@ -26,7 +26,7 @@ class StdinInput(Input):
         fd = self.params["fd"] if self.params["fd"] is not None else sys.stdin.fileno()
         loop = asyncio.get_running_loop()
         tag = self.event_tag
-        host = socket.gethostname()
+        hostname = socket.gethostname()
         codec = self.params["codec"]
         pending = b""
         while True:
@@ -46,7 +46,7 @@ class StdinInput(Input):
             lines = [line.decode("utf-8", "replace").rstrip("\r") for line in raw_lines]
             now = time.time_ns()
             if codec is None:
-                batch = [Event(tag, now, {"message": line, "host": host}) for line in lines]
+                batch = [Event(tag, now, {"message": line, "host": {"name": hostname}}) for line in lines]
             else:
                 batch = [Event(tag, now, record) for record in codec.decode(lines)]
             await ctx.emit(batch, None)

@@ -17,9 +17,15 @@ unless `read_from_head` / `start_position => beginning`; files that appear later
 (a rotated-in file, a new file matching the glob) are read from their start, so
 nothing written before they were found is lost.
 
+Formats (`format`, Fluentd `<parse>`, or Logstash `codec => plain|json`): none,
+json, `/regexp/` with named groups, and the grok engine's named formats
+(apache2, nginx, syslog …), whose `time` becomes the event time as in Fluentd.
+Unparsable lines keep `message` and get `_jsonparsefailure` / `_grokparsefailure`.
+
 Multiline: `multiline => { pattern => "^\\s" what => "previous" negate => false
 flush_interval => 5 max_lines => 500 max_bytes => "10MB" }` (Logstash codec
-semantics, flush_interval also as `auto_flush_interval`), or the flat
+semantics, grok references allowed in the pattern, flush_interval also as
+`auto_flush_interval`), or the flat
 `multiline_pattern`/`multiline_negate`/`multiline_what`/`multiline_flush_interval`,
 or a Fluentd `<parse> @type multiline format_firstline … format1 …`.
 """
@@ -37,9 +43,17 @@ from logpipe.errors import ConfigError
 from logpipe.plugin import Input, InputContext, Setting
 from logpipe.settings import coerce_value
 
-from .tail_engine import Decorate, Tailer, TailOptions
+from .tail_engine import Tailer
+from .tail_file import Decorate, TailOptions
 from .tail_multiline import MultilineSpec
-from .tail_parse import Parser, make_parser, make_section_parser
+from .tail_parse import (
+    Parser,
+    TimeExtractor,
+    make_parser,
+    make_section_parser,
+    make_time_extractor,
+    unknown_parse_keys,
+)
 from .tail_paths import split_paths
 
 _SHARED_SETTINGS = [
@@ -82,7 +96,7 @@ class TailInput(Input):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self._tailer: Tailer | None = None
-        self._parser, self._multiline = _parser_and_multiline(self)
+        self._parser, self._multiline, self._timer = _parsing(self)
         self._encoding = _check_encoding(self.params["encoding"])
         self._paths = split_paths([str(p) for p in self.params["path"]])
 
@@ -103,6 +117,7 @@ class TailInput(Input):
             encoding=self._encoding,
             multiline=self._multiline,
             parser=self._parser,
+            timer=self._timer,
             decorate=self.decorator(),
             batch_size=p["batch_size"],
             save_interval=p["save_interval"],
@@ -166,6 +181,7 @@ class FileInput(TailInput):
             encoding=self._encoding,
             multiline=self._multiline,
             parser=self._parser,
+            timer=self._timer,
             decorate=self.decorator(),
             batch_size=p["batch_size"],
             save_interval=p["sincedb_write_interval"] or p["save_interval"],
@@ -193,27 +209,32 @@ class FileInput(TailInput):
         return add_ecs
 
 
-def _parser_and_multiline(plugin: TailInput) -> tuple[Parser, MultilineSpec | None]:
+def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtractor | None]:
+    """The record parser, the multiline joiner and the event-time extractor, from
+    `parse` (Fluentd section), `codec` (Logstash) or `format`, plus the multiline settings."""
     p = plugin.params
     multiline = _multiline_spec(p)
     section = p.get("parse")
     codec = p.get("codec")
     if section:
-        parser, section_ml = make_section_parser(section, plugin.id)
+        ignored = unknown_parse_keys(section)
+        if ignored:
+            plugin.log.warning("<parse> options not supported by %s, ignored: %s", plugin.name, ", ".join(ignored))
+        parser, section_ml = make_section_parser(section, plugin.id, p["multiline_flush_interval"])
         if section_ml is not None:
             if multiline is not None:
                 raise ConfigError("use either 'multiline' or <parse> @type multiline, not both", setting="parse")
             multiline = section_ml
-        return parser, multiline
+        return parser, multiline, make_time_extractor(section.get("@type", section.get("type", "none")))
     if codec is not None and str(p["format"]) == "none":
         if hasattr(codec, "decode"):
-            return codec.decode, multiline
+            return codec.decode, multiline, None
         name = str(getattr(codec, "name", codec))
         if name not in ("plain", "line", "json", "json_lines"):
             raise ConfigError(f"codec '{name}' is not supported by the {plugin.name} input; "
                               "use plain or json (or 'format')", setting="codec")
-        return make_parser(name, plugin.id, "codec"), multiline
-    return make_parser(p["format"], plugin.id), multiline
+        return make_parser(name, plugin.id, "codec"), multiline, None
+    return make_parser(p["format"], plugin.id), multiline, make_time_extractor(p["format"])
 
 
 def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
@@ -234,11 +255,7 @@ def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
                           "what, flush_interval, max_lines, max_bytes", setting="multiline")
     if "pattern" not in conf:
         raise ConfigError("multiline needs a 'pattern'", setting="multiline")
-    pattern = str(getattr(conf["pattern"], "source", conf["pattern"]))
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"invalid multiline pattern {pattern!r}: {exc}", setting="multiline") from None
+    pattern = _multiline_regex(str(getattr(conf["pattern"], "source", conf["pattern"])))
     what = str(conf.get("what", "previous"))
     if what not in ("previous", "next"):
         raise ConfigError(f"multiline 'what' must be previous or next, got {what!r}", setting="multiline")
@@ -251,6 +268,23 @@ def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
         max_lines=coerce_value(Setting("multiline", "int"), conf.get("max_lines", 500)),
         max_bytes=coerce_value(Setting("multiline", "bytes"), conf.get("max_bytes", "10MB")),
     )
+
+
+def _multiline_regex(pattern: str) -> str:
+    """Logstash's multiline patterns may use grok (`^%{TIMESTAMP_ISO8601} `): expanded here."""
+    if "%{" in pattern:
+        from logpipe.grok.engine import Grok
+        from logpipe.grok.errors import GrokError
+
+        try:
+            pattern = Grok(pattern, named_captures_only=True).regex.pattern
+        except GrokError as exc:
+            raise ConfigError(f"invalid multiline pattern: {exc}", setting="multiline") from None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"invalid multiline pattern {pattern!r}: {exc}", setting="multiline") from None
+    return pattern
 
 
 def _check_encoding(name: str) -> str:

@@ -18,12 +18,10 @@ smaller than the read position, or whose first bytes changed, was truncated
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from logpipe.event import Event
@@ -31,9 +29,9 @@ from logpipe.metrics import counter
 from logpipe.plugin import InputContext
 
 from .tail_acks import AckWindow
+from .tail_file import FINGERPRINT_BYTES, TailedFile, TailOptions, fingerprint
 from .tail_lines import LineSplitter
-from .tail_multiline import Joined, Multiline, MultilineSpec
-from .tail_parse import Parser
+from .tail_multiline import Joined, Multiline
 from .tail_paths import PathMatcher, tag_for
 from .tail_positions import Key, Position, load_positions, save_positions
 
@@ -42,68 +40,12 @@ log = logging.getLogger("logpipe.input.tail")
 READ_CHUNK = 1 << 20
 #: Bytes read from one file before the others get a turn.
 READ_BUDGET = 8 << 20
-FINGERPRINT_BYTES = 255
-
-Decorate = Callable[[list[dict[str, Any]], str], None]
-
-
-@dataclass
-class TailOptions:
-    """Normalised settings: TailInput (Fluentd names) and FileInput (Logstash names) both map onto these."""
-
-    paths: list[str]
-    excludes: list[str]
-    tag: str
-    read_from_head: bool
-    pos_file: str | None
-    refresh_interval: float
-    stat_interval: float
-    rotate_wait: float
-    ignore_older: float | None
-    max_line_size: int
-    skip_long_lines: bool
-    encoding: str
-    multiline: MultilineSpec | None
-    parser: Parser
-    decorate: Decorate | None
-    batch_size: int
-    save_interval: float = 1.0
-
-
-def fingerprint(fd: int, length: int) -> tuple[str, int]:
-    data = os.pread(fd, length, 0)
-    return hashlib.blake2b(data, digest_size=8).hexdigest(), len(data)
-
-
-class TailedFile:
-    """One open file. Offsets: `read_pos` (bytes read) ≥ `scan_pos` (end of the last
-    complete line) ≥ `consumed` (end of the last line that left in an event) ≥
-    `acks.committed` (acknowledged, saved)."""
-
-    def __init__(self, path: str, key: Key, fd: int, tag: str, offset: int, fp: tuple[str, int],
-                 opts: TailOptions, on_change: Callable[[], None]) -> None:
-        self.path = path
-        self.key = key
-        self.fd: int | None = fd
-        self.tag = tag
-        self.read_pos = self.scan_pos = self.consumed = offset
-        self.fp, self.fp_len = fp
-        self.splitter = LineSplitter(opts.max_line_size)
-        self.multiline = Multiline(opts.multiline) if opts.multiline else None
-        self.ml_fed = 0.0
-        self.acks = AckWindow(offset, on_change)
-        self.rotated_at: float | None = None
-        self.last_data = time.monotonic()
-        self.at_eof = False
-        self.frozen_until = 0.0
-        self.last_line: bytes | None = None
-        os.lseek(fd, offset, os.SEEK_SET)
-
-    def position(self) -> Position:
-        return Position(self.path, self.key[0], self.key[1], self.acks.committed, self.fp, self.fp_len)
 
 
 class Tailer:
+    """Discovers, reads, rotates and releases the files of one tail input, and keeps
+    their acknowledged positions."""
+
     def __init__(self, opts: TailOptions, ctx: InputContext) -> None:
         self.opts = opts
         self.ctx = ctx
@@ -343,10 +285,8 @@ class Tailer:
         log.error("reading %s failed (%s); closing it", f.path, exc)
         self.files.pop(f.key, None)
         if f.fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(f.fd)
-            except OSError:
-                pass
             f.fd = None
         self.released[f.key] = f
 
@@ -460,7 +400,11 @@ class Tailer:
             self.opts.decorate(records, f.path)
         now = time.time_ns()
         tag = f.tag
-        events = [Event(tag, now, r) for r in records]
+        timer = self.opts.timer
+        if timer is None:
+            events = [Event(tag, now, r) for r in records]
+        else:
+            events = [Event(tag, timer(r) or now, r) for r in records]
         await self.ctx.emit(events, f.acks.push(end))
 
     async def emit_joined(self, f: TailedFile, joined: list[Joined]) -> None:

@@ -19,11 +19,21 @@ import orjson
 
 from logpipe.errors import ConfigError
 from logpipe.metrics import counter
+from logpipe.settings import Setting, coerce_value
 
 from .tail_multiline import MultilineSpec
 
 Parser = Callable[[list[str]], list[dict[str, Any]]]
+#: Takes the parsed time out of a record (Fluentd: the `time` field becomes the event time).
+TimeExtractor = Callable[[dict[str, Any]], "int | None"]
 
+#: Time layouts of Fluentd's named formats, as Joda patterns for logpipe.timefmt.
+_FORMAT_TIMES = {
+    "apache2": "dd/MMM/yyyy:HH:mm:ss Z", "apache": "dd/MMM/yyyy:HH:mm:ss Z", "nginx": "dd/MMM/yyyy:HH:mm:ss Z",
+    "syslog": "MMM d HH:mm:ss", "rfc3164": "MMM d HH:mm:ss", "syslog_rfc5424": "ISO8601", "rfc5424": "ISO8601",
+}
+
+_FLUSH = Setting("parse", "duration")
 _KNOWN_PARSE_KEYS = {"@type", "type", "expression", "format_firstline", "multiline_flush_interval"}
 
 
@@ -112,7 +122,8 @@ def make_parser(fmt: Any, plugin_id: str, setting: str = "format") -> Parser:
     return make_named_parser(text, plugin_id, setting)
 
 
-def make_section_parser(section: dict[str, Any], plugin_id: str) -> tuple[Parser, MultilineSpec | None]:
+def make_section_parser(section: dict[str, Any], plugin_id: str,
+                        flush_interval: float | None = 5.0) -> tuple[Parser, MultilineSpec | None]:
     """A Fluentd `<parse>` section: `@type` none|json|regexp|multiline|<named format>."""
     kind = str(section.get("@type", section.get("type", "none")))
     if kind == "regexp":
@@ -120,13 +131,14 @@ def make_section_parser(section: dict[str, Any], plugin_id: str) -> tuple[Parser
             raise ConfigError("<parse> @type regexp needs 'expression'", setting="parse")
         return make_regex_parser(str(section["expression"]), plugin_id, "parse"), None
     if kind == "multiline":
-        return _multiline_section(section, plugin_id)
+        return _multiline_section(section, plugin_id, flush_interval)
     if kind in ("none", "json", "json_lines"):
         return make_parser(kind, plugin_id, "parse"), None
     return make_named_parser(kind, plugin_id, "parse"), None
 
 
-def _multiline_section(section: dict[str, Any], plugin_id: str) -> tuple[Parser, MultilineSpec | None]:
+def _multiline_section(section: dict[str, Any], plugin_id: str,
+                       flush_interval: float | None) -> tuple[Parser, MultilineSpec | None]:
     """Fluentd's multiline parser: `format_firstline` starts an event, `format1..N`
     concatenated parse the joined text (dot matches newline, as in Ruby's /m)."""
     first = section.get("format_firstline")
@@ -136,8 +148,10 @@ def _multiline_section(section: dict[str, Any], plugin_id: str) -> tuple[Parser,
     parts = [str(section[k]) for k in sorted((k for k in section if re.fullmatch(r"format\d+", k)),
                                               key=lambda k: int(k[6:]))]
     flush = section.get("multiline_flush_interval")
+    if flush is not None:
+        flush_interval = coerce_value(_FLUSH, flush)
     spec = MultilineSpec(pattern=re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", first_src), negate=True,
-                         what="previous", flush_interval=float(flush) if flush is not None else 5.0)
+                         what="previous", flush_interval=flush_interval)
     if not parts:
         return parse_none, spec
     expression = "".join(_regex_literal(p, 0)[0] for p in parts)
@@ -152,6 +166,30 @@ def _regex_literal(text: str, flags: int) -> tuple[str, int]:
     for flag in m.group(2):
         flags |= {"i": re.IGNORECASE, "m": re.DOTALL, "x": re.VERBOSE}[flag]
     return m.group(1), flags
+
+
+def make_time_extractor(fmt: Any) -> TimeExtractor | None:
+    """For Fluentd's named formats: parse the `time` capture into the event time and drop
+    it from the record (Fluentd's keep_time_key false). A time that does not parse stays
+    in the record and the event keeps its read time."""
+    pattern = _FORMAT_TIMES.get(str(fmt).strip())
+    if pattern is None:
+        return None
+    from logpipe.timefmt import compile_joda_parser
+
+    parse = compile_joda_parser(pattern)
+    squeeze = pattern.startswith("MMM")  # syslog pads the day with a space: "Oct  1"
+
+    def extract(record: dict[str, Any]) -> int | None:
+        text = record.get("time")
+        if not isinstance(text, str):
+            return None
+        ns = parse(" ".join(text.split()) if squeeze else text)
+        if ns is not None:
+            del record["time"]
+        return ns
+
+    return extract
 
 
 def unknown_parse_keys(section: dict[str, Any]) -> list[str]:

@@ -58,10 +58,7 @@ class PathMatcher:
 
     def excluded(self, path: str) -> bool:
         name = os.path.basename(path)
-        for ex in self.excludes:
-            if fnmatch.fnmatchcase(path if "/" in ex else name, ex):
-                return True
-        return False
+        return any(fnmatch.fnmatchcase(path if "/" in ex else name, ex) for ex in self.excludes)
 
     def scan(self) -> list[str]:
         """Existing regular files matching the globs, minus the excluded ones, sorted, unique."""

@@ -10,6 +10,7 @@ the new version, never a torn one; an unreadable file is logged and ignored
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -75,8 +76,6 @@ def save_positions(path: str | None, positions: list[Position]) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -86,3 +86,24 @@ def test_json_log_format(tmp_path: Path) -> None:
     assert result.returncode == 0
     for line in result.stderr.splitlines():
         assert "level" in json.loads(line)
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out.log"
+    cfg = f'input {{ generator {{ }} }} output {{ file {{ path => "{out}" flush_interval => 0.1 }} }}'
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe.cli", "run", "--state-dir", str(tmp_path), "-e", cfg],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 30
+    while (not out.exists() or out.stat().st_size < 100_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out.exists(), "the pipeline never wrote"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = out.read_text().splitlines()
+    assert all(json.loads(line)["message"] == "Hello world!" for line in lines)
+    sequences = [json.loads(line)["sequence"] for line in lines]
+    assert sequences == list(range(len(sequences))), "events were lost or reordered during the drain"

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from logpipe_plugins.filter_grok import GrokFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe_plugins.filter_grok import GrokFilter
 
 APACHE = ('83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /images/kibana-search.png HTTP/1.1" 200 203023 '
           '"http://semicomplete.com/" "Mozilla/5.0 (Macintosh)"')

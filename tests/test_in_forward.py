@@ -419,3 +419,18 @@ def test_config_errors() -> None:
     assert err.value.setting == "tls_cert_path"
     with pytest.raises(ConfigError):
         ForwardInput(prot=1)
+
+
+async def test_fluentd_security_and_transport_sections(tmp_path: Path) -> None:
+    cert, key = make_certs(tmp_path)
+    inp = forward(
+        security={"self_hostname": "agg", "shared_key": "k",
+                  "user": [{"username": "a", "password": "1"}, {"username": "b", "password": "2"}]},
+        transport={"@args": "tls", "cert_path": cert, "private_key_path": key},
+    )
+    assert (inp.shared_key, inp.self_hostname, inp.users) == ("k", "agg", {"a": "1", "b": "2"})
+    col = Collector()
+    async with running(inp, col):
+        pong, reader, writer = await handshake(inp.bound_port, "k", "b", "2", ssl.create_default_context(cafile=cert))
+        assert pong[1] is True
+        writer.close()

@@ -529,3 +529,55 @@ async def test_pipeline_from_logstash_config_commits_after_delivery(tmp_path: Pa
     expect_exact([r["message"] for r in records], 0, 3000)
     assert records[0]["log"]["file"]["path"] == str(log)
     assert saved_offsets(tmp_path / "state")[str(log)] == log.stat().st_size
+
+
+async def test_named_format_parses_fields_and_takes_the_event_time(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_bytes(b'127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326 "-" "Moz"\n'
+                    b"garbage line\n")
+    run = start(tmp_path, path=str(log), read_from_head=True, format="apache2")
+    good, bad = await run.collector.wait_for(2)
+    await run.stop()
+    assert good.record == {"host": "127.0.0.1", "user": "frank", "method": "GET", "path": "/a.gif", "code": 200,
+                           "size": 2326, "referer": "-", "agent": "Moz"}
+    assert good.time == 971211336 * 10**9
+    assert bad.record == {"message": "garbage line", "tags": ["_grokparsefailure"]}
+
+
+def test_unknown_named_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        TailInput(path="/x", format="apache3")
+    assert err.value.setting == "format" and "apache2" in err.value.message
+
+
+async def test_multiline_pattern_with_grok_and_fluentd_parse_section(tmp_path: Path) -> None:
+    from logpipe.pipeline import Pipeline
+
+    log = tmp_path / "app.log"
+    log.write_bytes(b"2024-01-01T00:00:00Z start\nmore\n2024-01-01T00:00:01Z next\n")
+    run = start(tmp_path, FileInput, path=str(log), start_position="beginning",
+                multiline={"pattern": "^%{TIMESTAMP_ISO8601} ", "negate": True, "what": "previous",
+                           "flush_interval": 0.1})
+    events = await run.collector.wait_for(2)
+    await run.stop()
+    assert [e.record["message"] for e in events] == ["2024-01-01T00:00:00Z start\nmore", "2024-01-01T00:00:01Z next"]
+
+    config = f"""
+    <source>
+      @type tail
+      path {log}
+      tag app
+      read_from_head true
+      <parse>
+        @type multiline
+        format_firstline /^\\d{{4}}-/
+        format1 /^(?<time>\\S+) (?<msg>.*)/
+        multiline_flush_interval 0.1
+      </parse>
+    </source>
+    """
+    pipeline = Pipeline.from_string(config, name="tail.conf", state_dir=str(tmp_path / "state2"))
+    (tail,) = pipeline.built.inputs
+    assert isinstance(tail, TailInput)
+    records = tail.options(InputContext(Collector().emit, str(tmp_path), "t")).parser(["2024-01-01 a\nb"])
+    assert records == [{"time": "2024-01-01", "msg": "a\nb"}]

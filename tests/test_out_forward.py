@@ -243,3 +243,15 @@ def test_config_errors() -> None:
         ForwardOutput(compress="lz4")
     with pytest.raises(ConfigError):
         ForwardOutput(servers=["a:1:0"])
+
+
+def test_fluentd_sections() -> None:
+    """<server>, <security> and `transport tls` as the Fluentd front-end hands them over."""
+    out = ForwardOutput(
+        server=[{"host": "10.0.0.1", "port": "24224", "weight": "20"}, {"host": "10.0.0.2", "standby": "true"}],
+        security={"self_hostname": "edge-1", "shared_key": "k"}, transport="tls", tls_insecure_mode=True,
+    )
+    assert [(s.host, s.port, s.weight, s.standby) for s in out.servers] == [
+        ("10.0.0.1", 24224, 20, False), ("10.0.0.2", 24224, 60, True)]
+    assert (out.shared_key, out.self_hostname) == ("k", "edge-1")
+    assert out._ssl is not None

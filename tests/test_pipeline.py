@@ -149,3 +149,22 @@ def test_bad_plugin_settings_are_positioned_config_errors(bad: str, state_dir: s
     with pytest.raises(ConfigError) as info:
         Pipeline.from_string(bad, state_dir=state_dir)
     assert info.value.pos is not None and info.value.pos.line == 1
+
+
+async def test_finite_pipeline_flushes_a_file_buffer_completely(tmp_path, state_dir: str) -> None:
+    out = tmp_path / "out.log"
+    cfg = f"""
+    input {{ generator {{ count => 20000 batch_size => 700 }} }}
+    output {{ file {{ path => "{out}" buffer => file flush_interval => 60 id => "f" }} }}
+    """
+    assert await Pipeline.from_string(cfg, state_dir=state_dir).run() == 0
+    assert len(out.read_text().splitlines()) == 20000
+    leftovers = [p for p in (tmp_path / "state").rglob("*") if p.is_file() and "lock" not in p.name]
+    assert leftovers == [], leftovers
+
+
+def test_duplicate_default_ids_become_unique_and_stable(state_dir: str) -> None:
+    cfg = "output { null { } null { flush_interval => 2 } }"
+    first = [o.id for o in Pipeline.from_string(cfg, state_dir=state_dir).built.outputs]
+    again = [o.id for o in Pipeline.from_string(cfg, state_dir=state_dir).built.outputs]
+    assert len(set(first)) == 2 and first == again

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from logpipe.grok.engine import Grok
+from logpipe.grok.engine import Grok, definitions_for
 from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.expand import find_references
 
@@ -28,16 +28,20 @@ class Diagnosis:
     rest: str
     start: int
     end: int
+    via: tuple[str, ...] = ()
 
     def render(self, line: str) -> list[str]:
         shown = line.replace("\t", " ").replace("\n", " ")
         out = []
+        if self.via:
+            out.append(f"  (looking inside {' > '.join('%{' + v + '}' for v in self.via)})")
         if self.prefix:
             out.append(f"  pattern matched up to: {self.prefix}")
             out.append(f"  it consumed:           {line[self.start:self.end]!r}")
         else:
             out.append("  not even the first token matches anywhere in the line")
-        out.append(f"  next, the pattern expects: {self.expected}")
+        shown_token = repr(self.expected) if not self.expected.strip() else self.expected
+        out.append(f"  next, the pattern expects: {shown_token}")
         out.append(f"  the line diverges at column {self.end + 1}:")
         out.append(f"    {shown}")
         out.append(f"    {' ' * self.end}^")
@@ -139,7 +143,38 @@ def _branches(tokens: list[str]) -> list[list[str]]:
 
 
 def diagnose(expression: str, line: str, **options: Any) -> Diagnosis:
-    """The longest matching prefix of `expression` on `line` (options as for Grok)."""
+    """The longest matching prefix of `expression` on `line` (options as for Grok).
+    When the token that fails is a `%{NAME}` reference, its definition is opened
+    in place and the search goes on inside it, so `%{COMBINEDAPACHELOG}` alone
+    still points at the exact character."""
+    defs = definitions_for(options.get("ecs_compatibility", "disabled"), options.get("patterns_dir"),
+                           options.get("pattern_definitions"))
+    via: list[str] = []
+    found = _diagnose_expression(expression, line, options)
+    for _ in range(12):
+        if not _is_reference(found.expected):
+            break
+        refs = find_references(found.expected)
+        body = defs.get(refs[0].name)
+        if body is None:
+            break
+        inner = tokenize(body)
+        if "|" in inner:
+            break  # an alternation cannot be opened in place without changing the pattern
+        if len(inner) == 1 and not _is_reference(inner[0]):
+            break  # one opaque token: the reference as written says more
+        via.append(refs[0].name)
+        found = _diagnose_expression(found.prefix + body + found.rest[len(found.expected):], line, options)
+    found.via = tuple(via)
+    return found
+
+
+def _is_reference(token: str) -> bool:
+    refs = find_references(token)
+    return len(refs) == 1 and refs[0].start == 0 and refs[0].end == len(token)
+
+
+def _diagnose_expression(expression: str, line: str, options: dict[str, Any]) -> Diagnosis:
     best: Diagnosis | None = None
     for tokens in _branches(tokenize(expression)):
         found = _diagnose_branch(tokens, line, options)

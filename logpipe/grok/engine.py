@@ -9,6 +9,7 @@ second filter with the same pattern costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import warnings
@@ -123,10 +124,8 @@ def _blame(expansion: Expansion) -> GrokError | None:
             return GrokError(exc.reason, pattern=name, position=_unstub(spans, exc.position or 0), text=text)
         except re.error as exc:
             tr_pos = exc.pos or 0
-            try:
+            with contextlib.suppress(GrokError):
                 tr_pos = translate(stubbed, lambda raw: "x").input_offset(tr_pos)
-            except GrokError:
-                pass
             return GrokError(f"invalid regex: {exc.msg}", pattern=name, position=_unstub(spans, tr_pos),
                              text=text)
     return None

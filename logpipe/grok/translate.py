@@ -296,6 +296,7 @@ class _Translator:
     def _class_body(self) -> tuple[bool, list[str]]:
         """Parse `[...]` at self.i; returns (negated, Python class items)."""
         src = self.src
+        opened = self.i
         self.i += 1
         negate = False
         if self.i < self.n and src[self.i] == "^":
@@ -305,7 +306,7 @@ class _Translator:
         first = True
         while True:
             if self.i >= self.n:
-                raise self.fail("missing ']' for a character class")
+                raise self.fail("missing ']' for this character class", opened)
             c = src[self.i]
             if c == "]" and not first:
                 self.i += 1
