@@ -161,8 +161,10 @@ def coerce_settings(cls: type[Plugin], raw: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(
                     f"{cls.kind} '{cls.name}' requires setting '{setting.name}' ({setting.doc or setting.type})"
                 )
-            default = setting.default
-            values[setting.name] = _fresh(default)
+            default = _fresh(setting.default)
+            if default is not None and setting.type in ("bytes", "duration"):
+                default = coerce_value(setting, default)
+            values[setting.name] = default
     return values
 
 

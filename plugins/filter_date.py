@@ -83,6 +83,7 @@ class DateFilter(Filter):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         match = [str(m) for m in self.params["match"]]
+        self.match = None  # the core reads `match` as Fluentd tag globs; date's match is [field, patterns…]
         if len(match) < 2:
             raise ConfigError("match needs a field and at least one pattern, e.g. "
                               "match => [\"timestamp\", \"dd/MMM/yyyy:HH:mm:ss Z\"]", setting="match")
