@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from itertools import compress
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import orjson
@@ -117,7 +117,7 @@ def _filter_step(node: Any, built: Built) -> FilterStep:
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not a filter", getattr(node, "pos", None))
     built.filters.append(plugin)
     step = _guarded(plugin)
-    patterns = getattr(plugin, "match", None)
+    patterns = plugin.tag_patterns()
     if patterns:
         tag_ok = compile_tag_patterns(patterns)
         return _branching([(lambda ev: tag_ok(ev.tag), step)])
@@ -239,7 +239,7 @@ def _output_route(node: Any, built: Built) -> Route:
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not an output", getattr(node, "pos", None))
     index = len(built.outputs)
     built.outputs.append(plugin)
-    patterns = getattr(plugin, "match", None)
+    patterns = plugin.tag_patterns()
     if patterns:
         tag_ok = compile_tag_patterns(patterns)
 

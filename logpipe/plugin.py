@@ -24,6 +24,12 @@ __all__ = [
     "Setting", "WriteResult",
 ]
 
+#: The common tag filter of filters and outputs. Plugins whose own `match` setting means
+#: something else (grok, date) replace it; `match_tag` is the unambiguous spelling.
+TAG_MATCH = Setting("match", "array", doc="only events whose tag matches one of these globs")
+TAG_MATCH_ALIAS = Setting("match_tag", "array", doc="same as the common `match`: Fluentd tag globs")
+
+
 class Plugin:
     """Base of every plugin. Subclasses set `kind`, `name`, `settings`, and take their
     validated settings as attributes (`self.path`, `self.tag` …)."""
@@ -51,6 +57,15 @@ class Plugin:
                 setattr(self, attr, value)
         self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
         self.id: str = values.get("id") or f"{self.name}"
+
+    def tag_patterns(self) -> list[str] | None:
+        """The Fluentd tag globs this filter or output is limited to, if any."""
+        if self.params.get("match_tag"):
+            return list(self.params["match_tag"])
+        own = next((s for s in type(self).all_settings() if s.name == "match"), None)
+        if own is TAG_MATCH and self.params.get("match"):
+            return list(self.params["match"])
+        return None
 
     @classmethod
     def all_settings(cls) -> list[Setting]:
@@ -134,7 +149,8 @@ class Filter(Plugin):
         Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),
         Setting("remove_field", "array", default=[], doc="fields to remove on success"),
         Setting("remove_tag", "array", default=[], doc="tags to remove on success"),
-        Setting("match", "array", doc="only events whose tag matches one of these globs"),
+        TAG_MATCH,
+        TAG_MATCH_ALIAS,
         Setting("periodic_flush", "bool", default=False, doc="accepted for Logstash compatibility"),
     ]
 
@@ -188,7 +204,8 @@ class Output(Plugin):
 
     kind = "output"
     common_settings = Plugin.common_settings + [
-        Setting("match", "array", doc="only events whose tag matches one of these globs"),
+        TAG_MATCH,
+        TAG_MATCH_ALIAS,
         Setting("codec", "codec", doc="how events become bytes"),
     ] + BUFFER_SETTINGS
     #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).

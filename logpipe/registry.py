@@ -13,7 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from logpipe.errors import ConfigError
-from logpipe.plugin import Plugin
+from logpipe.plugin import Codec, Plugin
 
 GROUP = "logpipe.plugins"
 KINDS = ("input", "filter", "output", "codec")
@@ -77,3 +77,9 @@ def lookup(kind: str, name: str) -> type[Plugin]:
 
 def create(kind: str, name: str, **settings: Any) -> Plugin:
     return lookup(kind, name)(**settings)
+
+
+def create_codec(name: str, **settings: Any) -> Codec:
+    codec = create("codec", name, **settings)
+    assert isinstance(codec, Codec)
+    return codec

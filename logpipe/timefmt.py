@@ -463,9 +463,9 @@ class _SecondCache:
     __slots__ = ("data",)
 
     def __init__(self) -> None:
-        self.data: dict[tuple[str | None, ...], int] = {}
+        self.data: dict[Any, int] = {}
 
-    def put(self, key: tuple[str | None, ...], ns: int) -> None:
+    def put(self, key: Any, ns: int) -> None:
         if len(self.data) >= 4096:
             self.data.clear()
         self.data[key] = ns
@@ -633,22 +633,22 @@ def _parse_pattern(pattern: str, zone: timezone | ZoneInfo | None, lang: str) ->
               and all(c < 3 for k, c in fields if k == "Z"))
     months = _month_lookup(lang)
     asm = _Assembler(zone)
-    assemble = _simple_assembler(fields, months, asm) if simple else _general_assembler(fields, months, asm)
-    # Whole-second timestamps repeat across the lines of a busy log; fractional ones rarely do.
-    cache: dict[str, int] | None = None if "S" in letters else {}
+    if simple:
+        return _simple_parser(fullmatch, fields, months, asm)
+    assemble = _general_assembler(fields, months, asm)
+    cache: dict[str, int] = {}
 
     def parse(text: str) -> int | None:
         if text.__class__ is not str:
             return None
-        if cache is not None:
-            hit = cache.get(text)
-            if hit is not None:
-                return hit
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
         m = fullmatch(text)
         if m is None:
             return None
         ns = assemble(m.groups())
-        if cache is not None and ns is not None:
+        if ns is not None:
             if len(cache) >= 4096:
                 cache.clear()
             cache[text] = ns
@@ -657,9 +657,12 @@ def _parse_pattern(pattern: str, zone: timezone | ZoneInfo | None, lang: str) ->
     return parse
 
 
-def _simple_assembler(fields: list[tuple[str, int]], months: dict[str, int],
-                      asm: _Assembler) -> Callable[[tuple[str, ...]], int | None]:
-    """Straight-line assembly for patterns made of y/M/d/H/m/s/S/Z only (nearly all real ones)."""
+def _simple_parser(fullmatch: Callable[[str], re.Match[str] | None], fields: list[tuple[str, int]],
+                   months: dict[str, int], asm: _Assembler) -> Callable[[str], int | None]:
+    """Straight-line parsing for patterns made of y/M/d/H/m/s/S/Z only (nearly all real ones).
+
+    Results are cached per whole second: keyed by the text itself when the pattern has no
+    fraction, else by the matched fields minus the fraction (busy logs repeat their seconds)."""
     pos = {k: i for i, (k, _) in enumerate(fields)}
     counts = dict(fields)
     year_letter = next((k for k in ("y", "Y", "u") if k in pos), "")
@@ -670,20 +673,10 @@ def _simple_assembler(fields: list[tuple[str, int]], months: dict[str, int],
     i_d, i_h, i_mi, i_s = pos.get("d", -1), pos.get("H", -1), pos.get("m", -1), pos.get("s", -1)
     i_fr, i_z = pos.get("S", -1), pos.get("Z", -1)
     to_ns = asm.to_ns
-
-    seconds = _SecondCache()
-    cached = seconds.data.get
+    cache = _SecondCache()
+    cached = cache.data.get
 
     def assemble(g: tuple[str, ...]) -> int | None:
-        frac_ns = 0
-        key: tuple[str, ...] = g
-        if i_fr >= 0:
-            frac = g[i_fr][:9]
-            frac_ns = int(frac) * _FRAC_SCALE[len(frac)]
-            key = g[:i_fr] + g[i_fr + 1:]
-        base = cached(key)
-        if base is not None:
-            return base + frac_ns
         if imo >= 0:
             mo = months.get(g[imo].lower(), -1) if month_text else int(g[imo])
         else:
@@ -699,7 +692,7 @@ def _simple_assembler(fields: list[tuple[str, int]], months: dict[str, int],
             offset = _parse_offset(g[i_z])
             if offset is None:
                 return None
-        base = to_ns(
+        return to_ns(
             y, mo,
             int(g[i_d]) if i_d >= 0 else 1,
             int(g[i_h]) if i_h >= 0 else 0,
@@ -708,12 +701,43 @@ def _simple_assembler(fields: list[tuple[str, int]], months: dict[str, int],
             0,
             offset,
         )
-        if base is None:
+
+    if i_fr < 0:
+        def parse_whole(text: str) -> int | None:
+            if text.__class__ is not str:
+                return None
+            ns = cached(text)
+            if ns is not None:
+                return ns
+            m = fullmatch(text)
+            if m is None:
+                return None
+            ns = assemble(m.groups())
+            if ns is not None:
+                cache.put(text, ns)
+            return ns
+
+        return parse_whole
+
+    def parse_fraction(text: str) -> int | None:
+        if text.__class__ is not str:
             return None
-        seconds.put(key, base)
+        m = fullmatch(text)
+        if m is None:
+            return None
+        g = m.groups()
+        frac = g[i_fr][:9]
+        frac_ns = int(frac) * _FRAC_SCALE[len(frac)]
+        key = g[:i_fr] + g[i_fr + 1:]
+        base = cached(key)
+        if base is None:
+            base = assemble(g)
+            if base is None:
+                return None
+            cache.put(key, base)
         return base + frac_ns
 
-    return assemble
+    return parse_fraction
 
 
 def _general_assembler(fields: list[tuple[str, int]], months: dict[str, int],

@@ -36,7 +36,8 @@ _NUMERIC_NAMES = frozenset({"UNIX", "UNIX_MS"})
 
 def compile_parsers(patterns: list[str], tz: str | None, locale: str | None) -> Parser:
     """One function trying each pattern in turn. Numbers reach UNIX/UNIX_MS as numbers and the
-    other patterns as text, as Logstash calls `to_s` on them."""
+    other patterns as text, as Logstash calls `to_s` on them. A single text pattern is returned
+    as it is (it returns None for non-text; the filter converts numbers first)."""
     compiled: list[tuple[Parser, bool]] = []
     for pattern in patterns:
         try:
@@ -45,13 +46,8 @@ def compile_parsers(patterns: list[str], tz: str | None, locale: str | None) -> 
             raise ConfigError(f"date pattern {pattern!r}: {exc.message}",
                               setting=exc.setting or "match") from exc
         compiled.append((parser, pattern.strip().upper() in _NUMERIC_NAMES))
-    if len(compiled) == 1 and not compiled[0][1]:
-        only = compiled[0][0]
-
-        def parse_one(value: Any) -> int | None:
-            return only(value if value.__class__ is str else str(value))
-
-        return parse_one
+    if len(compiled) == 1:
+        return compiled[0][0]
 
     def parse_any(value: Any) -> int | None:
         text = value if value.__class__ is str else None
@@ -83,7 +79,6 @@ class DateFilter(Filter):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         match = [str(m) for m in self.params["match"]]
-        self.match = None  # the core reads `match` as Fluentd tag globs; date's match is [field, patterns…]
         if len(match) < 2:
             raise ConfigError("match needs a field and at least one pattern, e.g. "
                               "match => [\"timestamp\", \"dd/MMM/yyyy:HH:mm:ss Z\"]", setting="match")
@@ -142,10 +137,14 @@ class DateFilter(Filter):
                     self._failed(ev)
                     continue
                 parse = zone_parser
-            if value.__class__ is list:
+            if value.__class__ is str:
+                ns = parse(value)
+            elif value.__class__ is list:
                 ns = self._parse_list(value, parse)
             else:
                 ns = parse(value)
+                if ns is None and not isinstance(value, dict):
+                    ns = parse(str(value))
             if ns is None:
                 self._failed(ev)
                 continue
@@ -165,6 +164,8 @@ class DateFilter(Filter):
             if value is None:
                 continue
             ns = parse(value)
+            if ns is None and value.__class__ is not str:
+                ns = parse(str(value))
             if ns is None:
                 return None
         return ns

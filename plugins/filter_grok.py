@@ -35,7 +35,7 @@ from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, par
 from logpipe.grok import watchdog
 from logpipe.grok.engine import Grok
 from logpipe.grok.errors import GrokError, GrokTimeout
-from logpipe.grok.extract import GrokCaptures, capture_path
+from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
 from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
 from logpipe.metrics import counter
 from logpipe.plugin import Filter, Setting
@@ -75,13 +75,13 @@ class GrokFilter(Filter):
         p = self.params
         raw_match = p["match"]
         fluentd = p["format"] is not None or p["parse"] is not None
+        self._tag_globs: list[str] | None = None
         if fluentd:
             patterns = {p["key_name"]: [self._fluentd_expression()]}
-            # `match` here is a Fluentd <filter> tag pattern; the core routes on it.
-            self.match = _tag_globs(raw_match)
+            # `match` here is a Fluentd <filter> tag pattern (see tag_patterns).
+            self._tag_globs = _tag_globs(raw_match)
         else:
             patterns = _pattern_map(raw_match)
-            self.match = None  # the core reads `match` as tag globs; grok's match is a pattern map
         if not patterns:
             raise ConfigError("grok needs 'match' (field => pattern) or a Fluentd 'format'/'parse'",
                               setting="match")
@@ -98,6 +98,11 @@ class GrokFilter(Filter):
         self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
         self._timeouts = counter("logpipe_grok_timeouts_total", "events whose grok match timed out",
                                  plugin=self.id)
+
+    def tag_patterns(self) -> list[str] | None:
+        """Grok's `match` is a pattern map, except in the Fluentd form (format/parse),
+        where it carries the <filter> directive's tag globs."""
+        return self._tag_globs or super().tag_patterns()
 
     # -- construction ----------------------------------------------------------------
     def _fluentd_expression(self) -> str:
@@ -181,7 +186,7 @@ class GrokFilter(Filter):
                     rec[k] = v
         return merge_fast
 
-    def _single_field(self) -> tuple[str, MatchFn] | None:
+    def _single_field(self) -> tuple[str, IntoFn] | None:
         """The common shape — one top-level field, one pattern, captures merged at the
         root — gets a dedicated loop (see `_run_single`)."""
         if len(self._plan) != 1 or len(self._plan[0][1]) != 1 or self.params["target"] \
@@ -190,7 +195,7 @@ class GrokFilter(Filter):
         path = parse_ref(next(iter(self.groks)))
         if len(path) != 1 or path[0] in _SPECIAL:
             return None
-        return path[0], self._plan[0][1][0]
+        return path[0], next(iter(self.groks.values())).compiled[0].into
 
     # -- the batch path ----------------------------------------------------------------
     def filter(self, events: list[Event]) -> list[Event]:
@@ -214,10 +219,9 @@ class GrokFilter(Filter):
             self._run(events, plan, cell)
 
     def _run_single(self, events: list[Event], cell: list[int]) -> None:
-        """One string field, one pattern: the per-event path is a dict lookup, the
-        generated matcher, and a C-level `update` when no captured key exists yet."""
-        key, fn = self._single  # type: ignore[misc]
-        merge = self._merge
+        """One string field, one pattern: the per-event path is a dict lookup and the
+        generated matcher writing straight into the record (no intermediate dict)."""
+        key, into = self._single  # type: ignore[misc]
         decorate = self.matched if self.decorates else None
         failure_tags = self._failure_tags
         coerce_tag = self.params["tag_on_coerce_failure"]
@@ -231,23 +235,19 @@ class GrokFilter(Filter):
                 self._run([ev], self._plan, cell)
                 continue
             try:
-                caps = fn(value)
+                result = into(value, rec)
             except GrokTimeout:
                 timeout_n += 1
                 add_tag(ev, timeout_tag)
                 self._log_timeout(ev)
                 continue
-            if caps is None:
+            if result is None:
                 failed_n += 1
                 for tag in failure_tags:
                     add_tag(ev, tag)
                 continue
-            if type(caps) is not dict:
+            if result is not True:
                 add_tag(ev, coerce_tag)
-            if rec.keys().isdisjoint(caps):
-                rec.update(caps)
-            else:
-                merge(ev, caps)
             matched_n += 1
             if decorate is not None:
                 decorate(ev)

@@ -375,6 +375,60 @@ def _value_step(ref: str, transform: Transform) -> Step:
     return nested
 
 
+def _top_level_key(ref: str) -> str | None:
+    path = parse_ref(ref)
+    return path[0] if len(path) == 1 and path[0] not in (TIMESTAMP, METADATA) else None
+
+
+def _convert_step(ref: str, kind: str) -> Step:
+    """convert, with the hot case inline: a top-level digit string to an integer is one `int()`
+    (the general path also handles separators, decimals, booleans and arrays)."""
+    transform = _convert_transform(kind)
+    key = _top_level_key(ref)
+    if key is None or kind not in ("integer", "integer_eu"):
+        return _value_step(ref, transform)
+
+    def convert_int(ev: Event) -> bool:
+        rec = ev.record
+        v = rec.get(key)
+        if v.__class__ is str:
+            try:
+                rec[key] = int(v)
+                return False
+            except ValueError:
+                pass
+        elif v is None:
+            return False
+        new = transform(v, ev)
+        if new is _FAIL:
+            return True
+        if new is not _SKIP:
+            rec[key] = new
+        return False
+
+    return convert_int
+
+
+def _split_step(ref: str, sep: str) -> Step:
+    """split, inline for a top-level field and an ordinary separator."""
+    key = _top_level_key(ref)
+    if key is None or sep in (" ", ""):
+        return _value_step(ref, _split_transform(sep))
+
+    def split(ev: Event) -> bool:
+        rec = ev.record
+        v = rec.get(key)
+        if v.__class__ is str:
+            parts = v.split(sep)
+            if not parts[-1]:
+                while parts and not parts[-1]:
+                    parts.pop()
+            rec[key] = parts
+        return False
+
+    return split
+
+
 def _name(ref: str) -> Callable[[Event], str] | str:
     """A field name setting: a constant reference (validated now) or a sprintf template."""
     if has_sprintf(ref):
@@ -551,7 +605,7 @@ def _op_steps(op: str, value: Any) -> list[Step]:
     if op in ("update", "replace"):
         return [_update_step(str(f), v, only_existing=op == "update") for f, v in value.items()]
     if op == "convert":
-        return [_value_step(str(f), _convert_transform(_convert_kind(str(f), k))) for f, k in value.items()]
+        return [_convert_step(str(f), _convert_kind(str(f), k)) for f, k in value.items()]
     if op == "gsub":
         return [_value_step(str(f), _gsub_transform(p, r, "gsub")) for f, p, r in _gsub_triples(value)]
     if op == "uppercase":
@@ -563,7 +617,7 @@ def _op_steps(op: str, value: Any) -> list[Step]:
     if op == "strip":
         return [_value_step(str(f), _on_strings(lambda s: s.strip(_RUBY_SPACE))) for f in value]
     if op == "split":
-        return [_value_step(str(f), _split_transform(str(sep))) for f, sep in value.items()]
+        return [_split_step(str(f), str(sep)) for f, sep in value.items()]
     if op == "join":
         return [_value_step(str(f), _join_transform(str(sep))) for f, sep in value.items()]
     if op == "merge":

@@ -17,13 +17,12 @@ import collections
 import time as _time
 from typing import Any, ClassVar
 
-from logpipe_plugins.beats_protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
-from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
-from logpipe_plugins.forward_tls import server_context
-
 from logpipe.event import Event
 from logpipe.plugin import Input, InputContext, Setting
 from logpipe.timefmt import parse_iso8601
+from logpipe_plugins.beats_protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
+from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
+from logpipe_plugins.forward_tls import server_context
 
 _READ_SIZE = 1 << 18
 

@@ -25,6 +25,10 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import msgpack
+
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.plugin import AckCallback, Input, InputContext, Setting
 from logpipe_plugins.forward_protocol import (
     NS,
     TooLarge,
@@ -42,10 +46,6 @@ from logpipe_plugins.forward_protocol import (
 )
 from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
 from logpipe_plugins.forward_tls import server_context
-
-from logpipe.errors import ConfigError
-from logpipe.event import Event
-from logpipe.plugin import AckCallback, Input, InputContext, Setting
 
 _READ_SIZE = 1 << 18
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)

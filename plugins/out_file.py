@@ -10,8 +10,8 @@ from typing import IO
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
-from logpipe.plugin import Output, RetryableError, Setting, WriteResult
-from logpipe.registry import create
+from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
+from logpipe.registry import create_codec
 
 MAX_OPEN_FILES = 64
 
@@ -32,7 +32,7 @@ class FileOutput(Output):
         if ".." in path.split(os.sep):
             raise ConfigError("file output path must not contain '..'", setting="path")
         self._path = compile_sprintf(path)
-        self._codec = self.params["codec"] or create("codec", "json_lines")
+        self._codec: Codec = self.params["codec"] or create_codec("json_lines")
         self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
 
     async def write(self, events: list[Event]) -> WriteResult | None:

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
+
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.plugin import Output, RetryableError, Setting, WriteResult
 from logpipe_plugins.forward_protocol import (
     NS,
     event_time,
@@ -36,10 +40,6 @@ from logpipe_plugins.forward_protocol import (
     wants_tls,
 )
 from logpipe_plugins.forward_tls import client_context
-
-from logpipe.errors import ConfigError
-from logpipe.event import Event
-from logpipe.plugin import Output, RetryableError, Setting, WriteResult
 
 _SERVER_SPEC = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+)(?::(?P<weight>\d+))?)?")
 

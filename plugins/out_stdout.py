@@ -6,8 +6,8 @@ import os
 import sys
 
 from logpipe.event import Event
-from logpipe.plugin import Output, Setting, WriteResult
-from logpipe.registry import create
+from logpipe.plugin import Codec, Output, Setting, WriteResult
+from logpipe.registry import create_codec
 
 
 class StdoutOutput(Output):
@@ -18,7 +18,7 @@ class StdoutOutput(Output):
 
     def __init__(self, **settings: object) -> None:
         super().__init__(**settings)
-        self._codec = self.params["codec"] or create("codec", "rubydebug")
+        self._codec: Codec = self.params["codec"] or create_codec("rubydebug")
 
     async def write(self, events: list[Event]) -> WriteResult | None:
         data = self._codec.encode(events)

@@ -107,3 +107,18 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     assert all(json.loads(line)["message"] == "Hello world!" for line in lines)
     sequences = [json.loads(line)["sequence"] for line in lines]
     assert sequences == list(range(len(sequences))), "events were lost or reordered during the drain"
+
+
+def test_seed_grok_mutate_split_example(tmp_path: Path) -> None:
+    """The seed's grok + mutate split config, as written. Its sample line has no time of day,
+    which TIMESTAMP_ISO8601 requires (in Logstash too), so that line is tagged
+    _grokparsefailure; with a time of day the users are split into an array."""
+    cfg = ('input { stdin {} } filter { '
+           'grok { match => { "message" => "%{TIMESTAMP_ISO8601:t} new users: %{GREEDYDATA:users}" } } '
+           'mutate { split => { "users" => "," } } } output { stdout { codec => json_lines } }')
+    lines = "2024-01-23 10:00:00 new users: jose,pedro,maria\n2024-01-23 new users: jose,pedro,maria\n"
+    result = logpipe("run", "--state-dir", str(tmp_path), "-e", cfg, stdin=lines)
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["users"] == ["jose", "pedro", "maria"] and first["t"] == "2024-01-23 10:00:00"
+    assert "users" not in second and second["tags"] == ["_grokparsefailure"]

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_date import DateFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_date import DateFilter
 
 S = 10**9
 
@@ -123,3 +123,27 @@ def test_bad_settings(settings: dict[str, Any], setting: str | None) -> None:
     with pytest.raises(ConfigError) as info:
         DateFilter(**settings)
     assert info.value.setting == setting
+
+
+async def test_date_in_a_configured_pipeline(state_dir: str) -> None:
+    from pipeline_helpers import CollectOutput
+
+    from logpipe.pipeline import Pipeline
+
+    cfg = """
+    input { generator { message => "23/Jan/2024:11:00:00.5 +0100" count => 1 } }
+    filter { date { match => ["message", "dd/MMM/yyyy:HH:mm:ss.S Z"] add_tag => ["dated"] } }
+    """
+    sink = CollectOutput()
+    assert await Pipeline.from_string(cfg, outputs=[sink], state_dir=state_dir).run() == 0
+    assert sink.events[0].time == utc(2024, 1, 23, 10) + S // 2
+    assert sink.events[0].record["tags"] == ["dated"]
+
+
+def test_bad_date_pattern_points_at_the_config(state_dir: str) -> None:
+    from logpipe.pipeline import Pipeline
+
+    cfg = 'input { generator { count => 1 } }\nfilter { date { match => ["t", "yyyy-qq"] } }'
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_string(cfg, state_dir=state_dir)
+    assert info.value.pos is not None and info.value.pos.line == 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_dissect import DissectFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_dissect import DissectFilter
 
 SYSLOG = "Mar 16 00:01:25 evita - postfix/smtpd[1713]: connect from camomile.cloud9.net"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from logpipe_plugins.filter_drop import DropFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_drop import DropFilter
 
 
 def batch(n: int) -> list[Event]:

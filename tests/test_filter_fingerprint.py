@@ -8,10 +8,10 @@ import hmac
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_fingerprint import FingerprintFilter, murmur3_32
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_fingerprint import FingerprintFilter, murmur3_32
 
 
 def run(record: dict[str, Any], **settings: Any) -> tuple[Event, FingerprintFilter]:

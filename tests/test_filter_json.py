@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_json import JsonFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_json import JsonFilter
 
 
 def run(record: dict[str, Any], **settings: Any) -> tuple[Event, JsonFilter]:

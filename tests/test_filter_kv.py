@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_kv import KvFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_kv import KvFilter
 
 
 def run(record: dict[str, Any], **settings: Any) -> Event:

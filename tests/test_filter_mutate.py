@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_mutate import MutateFilter, ruby_split
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_mutate import MutateFilter, ruby_split
 
 
 def run(record: dict[str, Any], meta: dict[str, Any] | None = None, **settings: Any) -> Event:
@@ -167,6 +167,13 @@ def test_ruby_split(text: str, sep: str, expected: list[str]) -> None:
     assert ruby_split(text, sep) == expected
 
 
+def test_split_step_follows_ruby() -> None:
+    ev = run({"a": "x,,y,,", "b": " p  q ", "c": "", "[n]": 1, "n": {"s": "1;2;"}},
+             split={"a": ",", "b": " ", "c": ",", "[n][s]": ";"})
+    assert ev.record["a"] == ["x", "", "y"] and ev.record["b"] == ["p", "q"] and ev.record["c"] == []
+    assert ev.record["n"] == {"s": ["1", "2"]}
+
+
 def test_split_ignores_non_strings() -> None:
     ev = run({"a": ["x"], "b": 3}, split={"a": ",", "b": ","})
     assert ev.record == {"a": ["x"], "b": 3}
@@ -289,3 +296,40 @@ def test_ruby_regex_syntax_falls_back_to_regex_module() -> None:
 
 def test_no_decoration_when_no_common_options() -> None:
     assert not MutateFilter(split={"a": ","}).decorates
+
+
+# ---- through a configured pipeline ------------------------------------------------------------
+
+
+async def test_seed_examples_through_a_pipeline(state_dir: str) -> None:
+    from pipeline_helpers import CollectOutput
+
+    from logpipe.pipeline import Pipeline
+
+    pytest.importorskip("logpipe_plugins.filter_grok")
+    cfg = """
+    input { generator { lines => ["world", "2024-01-23T10:00:00 new users: jose,pedro,maria"] count => 2 } }
+    filter {
+      if [message] == "world" {
+        mutate { add_field => { "greeting" => "Hello %{message}" } }
+      } else {
+        grok { match => { "message" => "%{TIMESTAMP_ISO8601:t} new users: %{GREEDYDATA:users}" } }
+        mutate { split => { "users" => "," } }
+      }
+    }
+    """
+    sink = CollectOutput()
+    assert await Pipeline.from_string(cfg, outputs=[sink], state_dir=state_dir).run() == 0
+    first, second = sorted(sink.events, key=lambda e: e.record["sequence"])
+    assert first.record["greeting"] == "Hello world"
+    assert second.record["users"] == ["jose", "pedro", "maria"]
+
+
+def test_bad_setting_points_at_the_config(state_dir: str) -> None:
+    from logpipe.pipeline import Pipeline
+
+    cfg = 'input { generator { count => 1 } }\nfilter {\n  mutate { convert => { "x" => "int32" } }\n}'
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_string(cfg, state_dir=state_dir)
+    assert info.value.pos is not None and info.value.pos.line == 3
+    assert "int32" in info.value.message

@@ -6,10 +6,10 @@ import socket
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_record_transformer import RecordTransformerFilter
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe_plugins.filter_record_transformer import RecordTransformerFilter
 
 
 def run(rec: dict[str, Any], tag: str = "web.access.main", **settings: Any) -> Event:

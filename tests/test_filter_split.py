@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from logpipe_plugins.filter_split import SplitFilter
-
 from logpipe.event import Event
+from logpipe_plugins.filter_split import SplitFilter
 
 
 def run(record: dict[str, Any], **settings: Any) -> tuple[list[Event], SplitFilter]:

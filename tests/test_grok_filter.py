@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from logpipe_plugins.filter_grok import GrokFilter
+from pipeline_helpers import CollectOutput, ScriptedInput
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.pipeline import Pipeline
+from logpipe_plugins.filter_grok import GrokFilter
 
 APACHE = ('83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /images/kibana-search.png HTTP/1.1" 200 203023 '
           '"http://semicomplete.com/" "Mozilla/5.0 (Macintosh)"')
@@ -208,7 +210,8 @@ def test_bad_ecs_value() -> None:
 
 
 def test_the_core_does_not_see_the_pattern_map_as_tag_globs() -> None:
-    assert GrokFilter(match={"message": "%{INT}"}).match is None
+    assert GrokFilter(match={"message": "%{INT}"}).tag_patterns() is None
+    assert GrokFilter(match={"message": "%{INT}"}, match_tag=["app.*"]).tag_patterns() == ["app.*"]
 
 
 # -- Fluentd forms -------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def test_the_core_does_not_see_the_pattern_map_as_tag_globs() -> None:
 
 def test_fluentd_format_apache2_with_tag_globs() -> None:
     flt = GrokFilter(format="apache2", match=["web.**"])
-    assert flt.match == ["web.**"]
+    assert flt.tag_patterns() == ["web.**"]
     (out,) = run(flt, ev(APACHE))
     assert out.record["method"] == "GET" and out.record["code"] == 200 and out.record["size"] == 203023
 
@@ -241,3 +244,32 @@ def test_fluentd_unknown_format() -> None:
         GrokFilter(format="apache3")
     assert info.value.setting == "format"
     assert "did you mean 'apache'" in info.value.message
+
+
+def test_nested_captures_merge_into_existing_objects() -> None:
+    flt = GrokFilter(match={"message": "%{WORD:[http][method]} %{INT:[source][port]:int}"})
+    (out,) = run(flt, ev("GET 80", http={"version": "1.1"}, source="a string"))
+    assert out.record["http"] == {"version": "1.1", "method": "GET"}
+    assert out.record["source"] == "a string"  # not an object: left alone, as Logstash leaves it
+
+
+def test_single_and_general_paths_agree() -> None:
+    single = GrokFilter(match={"message": "%{HTTPD_COMBINEDLOG}"}, ecs_compatibility="v1")
+    general = GrokFilter(match={"message": "%{HTTPD_COMBINEDLOG}", "other": "%{INT:n}"}, ecs_compatibility="v1")
+    (a,) = run(single, ev(APACHE, tags=["x"]))
+    (b,) = run(general, ev(APACHE, tags=["x"]))
+    assert a.record == b.record and a.record["http"]["response"]["status_code"] == 200
+
+
+@pytest.mark.timeout(60, method="thread")
+async def test_a_pathological_line_does_not_hold_a_running_pipeline(state_dir: str) -> None:
+    """In the event loop (the main thread), the watchdog bounds the stuck event and the rest flows."""
+    source = ScriptedInput(batches=[[{"message": "1,2,3,4;"}, {"message": CSV_LINE}], [{"message": "5,6,7,8;"}]])
+    sink = CollectOutput()
+    flt = GrokFilter(match={"message": CSV_PATTERN}, timeout_millis=300)
+    started = time.perf_counter()
+    assert await Pipeline(inputs=[source], filters=[flt], outputs=[sink], state_dir=state_dir).run() == 0
+    assert time.perf_counter() - started < 3.0
+    by_text = {e.record["message"] if isinstance(e.record["message"], str) else "?": e for e in sink.events}
+    assert by_text[CSV_LINE].record["tags"] == ["_groktimeout"]
+    assert by_text["1,2,3,4;"].record["a"] == "1" and by_text["5,6,7,8;"].record["d"] == "8"

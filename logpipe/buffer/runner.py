@@ -27,6 +27,7 @@ only key) plus, for the file buffer, the msgpack encoding; everything else is pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -435,10 +436,8 @@ class OutputRunner:
     async def _interruptible_sleep(self, delay: float) -> None:
         """Backoff sleep that flush() and stop() cut short."""
         wake = self._wake
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
     def _wake_retries(self) -> None:
         self._wake.set()

@@ -20,7 +20,7 @@ from typing import Any
 from logpipe.grok import watchdog
 from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.expand import CAPTURE_MARK, Expander, Expansion, find_references
-from logpipe.grok.extract import CaptureEntry, ExtractFn, MatchFn, build_matcher, capture_path
+from logpipe.grok.extract import CaptureEntry, ExtractFn, IntoFn, MatchFn, build_matcher, capture_path
 from logpipe.grok.library import builtin_patterns, check_definitions, load_patterns_dirs, mode_dir
 from logpipe.grok.translate import FLAGS, translate
 
@@ -33,6 +33,7 @@ class Compiled:
     regex: re.Pattern[str]
     match: MatchFn
     extract: ExtractFn
+    into: IntoFn
     entries: list[CaptureEntry]
     oniguruma: str
     _slow: Any = None
@@ -97,10 +98,10 @@ def compile_expression(expression: str, definitions: Mapping[str, str], *, named
             raise GrokError(exc.reason, text=expression) from None
         entries.append(CaptureEntry(number, fld, path, typ))
     try:
-        matcher, extractor = build_matcher(regex.search, entries, keep_empty_captures)
+        matcher, extractor, into = build_matcher(regex.search, entries, keep_empty_captures)
     except GrokError as exc:
         raise GrokError(f"{exc.reason} in {expression!r}") from None
-    return Compiled(expression, regex, matcher, extractor, entries, expansion.text)
+    return Compiled(expression, regex, matcher, extractor, into, entries, expansion.text)
 
 
 def _re_compile(pattern: str) -> re.Pattern[str]:

@@ -21,6 +21,7 @@ from logpipe.grok.errors import GrokError
 
 MatchFn = Callable[[str], "dict[str, Any] | None"]
 ExtractFn = Callable[[Any], "dict[str, Any]"]
+IntoFn = Callable[[str, "dict[str, Any]"], "bool | list[tuple[str, str, str]] | None"]
 
 
 class GrokCaptures(dict):  # type: ignore[type-arg]
@@ -86,18 +87,44 @@ def _wrap(d: dict[str, Any], fails: list[tuple[str, str, str]]) -> GrokCaptures:
 
 
 def build_matcher(search: Callable[[str], Any], entries: list[CaptureEntry],
-                  keep_empty: bool) -> tuple[MatchFn, ExtractFn]:
-    """Generate `match(text) -> dict | None` for one expression, and `extract(m)`,
-    the same body applied to a match object found some other way."""
+                  keep_empty: bool) -> tuple[MatchFn, ExtractFn, IntoFn]:
+    """Generate, for one expression: `match(text) -> dict | None`; `extract(m)`, the
+    same body applied to a match object found some other way; and `into(text, d)`,
+    which stores the captures straight into an existing dict (an event record) with
+    Logstash's rules for fields that already exist, and returns None (no match),
+    True, or the list of coercion failures."""
     _check_conflicts(entries)
     counts: dict[tuple[str, ...], int] = {}
     for e in entries:
         counts[e.path] = counts.get(e.path, 0) + 1
+    fresh = _body(entries, keep_empty, counts, into=False)
+    merged = _body(entries, keep_empty, counts, into=True)
+    typed = any(e.type for e in entries)
+    tail_fresh = ["    if fails is not None:", "        return _wrap(d, fails)"] if typed else []
+    tail_into = ["    if fails is not None:", "        return fails"] if typed else []
+    fresh_text = "\n".join(["    g = m.groups()", "    d = {}", *fresh, *tail_fresh, "    return d"])
+    into_text = "\n".join(["    g = m.groups()", *merged, *tail_into, "    return True"])
+    head = "    m = search(text)\n    if m is None:\n        return None\n"
+    source = (f"def match(text):\n{head}{fresh_text}\n\n"
+              f"def extract(m):\n{fresh_text}\n\n"
+              f"def into(text, d):\n{head}{into_text}\n")
+    namespace: dict[str, Any] = {
+        "search": search, "_fail": _fail, "_to_float": _to_float, "_add": _add, "_wrap": _wrap,
+        "_handle": _handle,
+    }
+    exec(compile(source, "<grok-matcher>", "exec"), namespace)  # noqa: S102 - generated from our own table
+    return namespace["match"], namespace["extract"], namespace["into"]
+
+
+def _body(entries: list[CaptureEntry], keep_empty: bool, counts: dict[tuple[str, ...], int],
+          into: bool) -> list[str]:
+    """Statements storing each capture. Fresh dicts can store blindly; `into` mode
+    must respect what the record already holds."""
     prefixes: dict[tuple[str, ...], str] = {}
     for e in entries:
         for k in range(1, len(e.path)):
             prefixes.setdefault(e.path[:k], f"n{len(prefixes)}")
-    lines = ["    g = m.groups()", "    d = {}"]
+    lines = []
     if any(e.type for e in entries):
         lines.append("    fails = None")
     for var in prefixes.values():
@@ -118,25 +145,41 @@ def build_matcher(search: Callable[[str], Any], entries: list[CaptureEntry],
         parent = "d"
         for k in range(1, len(e.path)):
             var = prefixes[e.path[:k]]
-            # Every write under this prefix goes through `var`, so None means "not created yet".
-            lines += [f"{ind}if {var} is None:", f"{ind}    {var} = {parent}[{e.path[k - 1]!r}] = {{}}"]
+            key = e.path[k - 1]
+            lines.append(f"{ind}if {var} is None:")
+            if into:
+                # An existing object is extended; an existing value of another kind
+                # is left alone (the capture goes to a detached dict).
+                lines += [f"{ind}    {var} = {parent}.get({key!r})",
+                          f"{ind}    if {var} is None:",
+                          f"{ind}        {var} = {parent}[{key!r}] = {{}}",
+                          f"{ind}    elif type({var}) is not dict:",
+                          f"{ind}        {var} = {{}}"]
+            else:
+                # Every write under this prefix goes through `var`: None means "not created yet".
+                lines.append(f"{ind}    {var} = {parent}[{key!r}] = {{}}")
             parent = var
         leaf = e.path[-1]
-        if counts[e.path] > 1:
+        if into:
+            lines += [f"{ind}if {leaf!r} in {parent}:", f"{ind}    _handle({parent}, {leaf!r}, v)",
+                      f"{ind}else:", f"{ind}    {parent}[{leaf!r}] = v"]
+        elif counts[e.path] > 1:
             lines.append(f"{ind}_add({parent}, {leaf!r}, v)")
         else:
             lines.append(f"{ind}{parent}[{leaf!r}] = v")
-    if any(e.type for e in entries):
-        lines += ["    if fails is not None:", "        return _wrap(d, fails)"]
-    lines.append("    return d")
-    body = "\n".join(lines)
-    source = f"def match(text):\n    m = search(text)\n    if m is None:\n        return None\n{body}\n\n" \
-        f"def extract(m):\n{body}\n"
-    namespace: dict[str, Any] = {
-        "search": search, "_fail": _fail, "_to_float": _to_float, "_add": _add, "_wrap": _wrap,
-    }
-    exec(compile(source, "<grok-matcher>", "exec"), namespace)  # noqa: S102 - generated from our own table
-    return namespace["match"], namespace["extract"]
+    return lines
+
+
+def _handle(container: dict[str, Any], key: str, value: Any) -> None:
+    """Logstash grok's rule for a field that exists: null is replaced, an array is
+    appended to, a string becomes an array of both, anything else is left alone."""
+    old = container[key]
+    if old is None:
+        container[key] = value
+    elif type(old) is list:
+        old.append(value)
+    elif type(old) is str:
+        container[key] = [old, value]
 
 
 def _check_conflicts(entries: list[CaptureEntry]) -> None:
