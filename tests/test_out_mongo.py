@@ -6,6 +6,8 @@ errors, dropped connections, command errors).
 mockupdb 1.8.1 announces maxWireVersion 6 (MongoDB 3.6) in its automatic hello reply;
 pymongo 4.20 requires 9 (MongoDB 4.4) and refuses the server with a ConfigurationError.
 The peer passes `max_wire_version=21` (MongoDB 7.0), which is all the fix it needs.
+Its string matchers (`autoresponds("insert", …)`) do not match OP_MSG inserts, whose
+documents travel in a separate section; the peer dispatches on `command_name` instead.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ class MongoPeer:
         self.command_errors: list[tuple[int, str]] = []
         self.doc_error: Callable[[Doc], tuple[int, str] | None] = lambda doc: None
         self.write_concern_errors = 0
-        self.server.autoresponds("insert", self._insert)
-        self.server.autoresponds("create", self._create)
-        self.server.autoresponds("listCollections", self._list)
-        self.server.autoresponds("endSessions")
-        self.server.autoresponds("ping")
+        # A string matcher such as autoresponds("insert", …) does not match pymongo's OP_MSG
+        # inserts (their documents travel in a separate section), so dispatch by command name.
+        handlers = {"insert": self._insert, "create": self._create, "listCollections": self._list,
+                    "endSessions": lambda r: r.ok(), "ping": lambda r: r.ok()}
+        self.server.autoresponds(lambda r: r.command_name in handlers and handlers[r.command_name](r))
 
     @property
     def uri(self) -> str:
@@ -70,7 +72,7 @@ class MongoPeer:
             store = self.collections.setdefault((request["$db"], request["insert"]), {})
             errors = []
             n = 0
-            for i, doc in enumerate(request.docs):
+            for i, doc in enumerate(request.doc.get("documents", [])):
                 forced = self.doc_error(doc)
                 if forced is not None:
                     errors.append({"index": i, "code": forced[0], "errmsg": forced[1]})

@@ -170,7 +170,8 @@ def cached_compile(expression: str, *, ecs_compatibility: str = "disabled",
                    named_captures_only: bool = True, keep_empty_captures: bool = False) -> Compiled:
     mode_dir(ecs_compatibility)
     key = (expression, ecs_compatibility, tuple(patterns_dir or ()), patterns_files_glob,
-           tuple(sorted((pattern_definitions or {}).items())), named_captures_only, keep_empty_captures)
+           tuple(sorted((str(k), str(v)) for k, v in (pattern_definitions or {}).items())),
+           named_captures_only, keep_empty_captures)
     hit = _CACHE.get(key)
     if hit is not None and not patterns_dir:
         return hit
