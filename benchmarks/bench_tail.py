@@ -18,10 +18,10 @@ import tempfile
 import time
 from typing import Any
 
-from logpipe_plugins.in_tail import FileInput, TailInput
-
 from logpipe.event import Event
 from logpipe.plugin import InputContext
+from logpipe.process import tune_gc
+from logpipe_plugins.in_tail import FileInput, TailInput
 
 LINE = ('203.0.113.{i} - - [10/Oct/2024:13:55:36 +0000] "GET /index.html?id={n} HTTP/1.1" 200 {n} '
         '"-" "Mozilla/5.0"\n')
@@ -81,6 +81,7 @@ def main() -> None:
             import uvloop
 
             uvloop.install()
+        tune_gc()  # as `logpipe run` does
         elapsed, cpu = asyncio.run(run(path, args.lines, cls, settings, os.path.join(tmp, "state")))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tail input={args.input} format={args.format} lines={args.lines} file={size / 2**20:.0f} MiB")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="where positions and file buffers live (default: $LOGPIPE_STATE_DIR "
                      "or ~/.local/state/logpipe)")
     run.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds to drain on stop")
+    run.add_argument("--http-host", default="127.0.0.1",
+                     help="address of the HTTP API (/healthz /readyz /metrics /stats); default 127.0.0.1")
+    run.add_argument("--http-port", type=_port,
+                     help="port of the HTTP API; 0 picks a free port and logs it (default: 9600, or the next "
+                     "free port up to 9700 as Logstash does; a port given here must be free)")
+    run.add_argument("--no-http", action="store_true", help="do not start the HTTP API")
     check = sub.add_parser("check", help="validate a config (plugins, settings, patterns); exit 0 or 1")
     config_args(check)
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
@@ -65,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             print("Configuration OK")
             return EXIT_OK
-        return _run(pipeline)
+        return _run(pipeline, args)
     except LogpipeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_ERROR
@@ -98,7 +103,18 @@ def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return Pipeline.from_paths(args.paths, **kwargs)
 
 
-def _run(pipeline) -> int:  # type: ignore[no-untyped-def]
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 meaning any free port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range 0-65535")
+    return port
+
+
+def _run(pipeline, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from logpipe.process import tune_gc
 
     tune_gc()
@@ -108,17 +124,20 @@ def _run(pipeline) -> int:  # type: ignore[no-untyped-def]
         runner = asyncio.run
     else:
         runner = uvloop.run
-    return runner(_serve(pipeline))
+    return runner(_serve(pipeline, args))
 
 
-async def _serve(pipeline) -> int:  # type: ignore[no-untyped-def]
-    """Run until the inputs finish or TERM/INT arrives; USR1 flushes the buffers."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(pipeline.flush()))
-    return await pipeline.run(stop)
+async def _serve(pipeline, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """Run the daemon (logpipe.daemon): TERM/INT drain and stop, HUP reloads the config,
+    USR1 flushes the buffers, and the HTTP API answers unless --no-http."""
+    from logpipe.daemon import ConfigSource, Daemon
+    from logpipe.http_api import DEFAULT_PORTS
+
+    source = ConfigSource(paths=tuple(args.paths or ()), text=args.text)
+    ports = None if args.no_http else DEFAULT_PORTS if args.http_port is None else [args.http_port]
+    daemon = Daemon(source, state_dir=pipeline.state_dir, shutdown_timeout=pipeline.shutdown_timeout,
+                    http_host=args.http_host, http_ports=ports)
+    return await daemon.run(pipeline)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ even when the server had already stored it. If every event always maps to the sa
 those repeats overwrite (ES `index`), are refused as already there (ES `create` → 409,
 Mongo duplicate key 11000) and never become duplicate documents.
 
-The id hashes what identifies an event: tag, time (ns), record and meta (inputs put source
-positions such as file path and offset in meta, which tells apart identical lines). The
-serialisation sorts keys, so an event rebuilt from a file buffer hashes the same as the
+The id hashes what identifies an event: tag, time (ns), record and meta. An input that
+knows where an event came from puts a stable source identity in `meta["_origin"]` (for
+tail: path, inode and byte offset of the line); then the id hashes tag, origin and record
+and leaves the time out, because an input that reads a line again after a crash stamps it
+with a new read time. The serialisation sorts keys, so an event rebuilt from a file buffer hashes the same as the
 original. blake2b is in the standard library and fast on short inputs; 120 bits encoded
 as 20 URL-safe base64 characters keep the ES `_id` small while collisions stay
 out of reach for any realistic volume.
@@ -30,6 +32,7 @@ import orjson
 from logpipe.event import Event
 
 MEMO_KEY = "_docid"
+ORIGIN_KEY = "_origin"
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
@@ -44,7 +47,10 @@ def _fallback(value: Any) -> Any:
 
 def event_id(event: Event) -> str:
     """The id of one event, from its content alone (no memo, no occurrence suffix)."""
-    content = (event.tag, event.time, event.record, event.meta)
+    origin = event.meta.get(ORIGIN_KEY)
+    content: tuple[Any, ...] = (
+        (event.tag, event.time, event.record, event.meta) if origin is None else (event.tag, origin, event.record)
+    )
     try:
         payload = orjson.dumps(content, default=_fallback, option=_OPTIONS)
     except TypeError:

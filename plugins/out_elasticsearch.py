@@ -14,24 +14,32 @@ engine's WriteResult; a failed request means the whole chunk is retried.
 
 from __future__ import annotations
 
+import gzip
+import logging
 import time as _time
 from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError, UnsupportedProductError
-from elasticsearch.serializer import OrjsonSerializer
-from logpipe_plugins.docid import assign_ids
-from logpipe_plugins.es_bulk import FILTER_PATH, BulkBuilder, BulkRequest, Outcome, describe_error, map_items
-from logpipe_plugins.target_name import compile_target
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, has_sprintf
 from logpipe.metrics import counter
 from logpipe.plugin import Output, RetryableError, Setting, WriteResult
+from logpipe_plugins.docid import assign_ids
+from logpipe_plugins.es_bulk import FILTER_PATH, BulkBuilder, BulkRequest, Outcome, describe_error, map_items
+from logpipe_plugins.target_name import compile_target
 
 DEFAULT_INDEX = "logstash-%{+YYYY.MM.dd}"
+
+# elastic-transport logs every request at INFO, thousands a minute for a shipper; keep its
+# warnings, unless the user's logging setup chose a level for it.
+_transport_log = logging.getLogger("elastic_transport.transport")
+if _transport_log.level == logging.NOTSET:
+    _transport_log.setLevel(logging.WARNING)
 SUPPORTED_MAJORS = (8, 9)
 
 
@@ -73,6 +81,8 @@ class ElasticsearchOutput(Output):
                 doc="split a chunk into bulk requests of at most this"),
         Setting("bulk_max_docs", "int", default=10000, doc="and at most this many documents each"),
         Setting("http_compression", "bool", default=False, doc="gzip request bodies"),
+        Setting("compression_level", "int", default=1,
+                doc="gzip level 1-9 with http_compression (1: fastest, most of the size gain)"),
         Setting("request_timeout", "duration", default=60.0, doc="timeout of one bulk request"),
     ]
 
@@ -87,6 +97,8 @@ class ElasticsearchOutput(Output):
             raise ConfigError("user and password go together", setting="user" if p["user"] is None else "password")
         if p["user"] is not None and p["api_key"] is not None:
             raise ConfigError("use either user/password or api_key, not both", setting="api_key")
+        if not 1 <= p["compression_level"] <= 9:
+            raise ConfigError("compression_level must be between 1 and 9", setting="compression_level")
         if p["bulk_max_docs"] < 1:
             raise ConfigError("bulk_max_docs must be at least 1", setting="bulk_max_docs")
         self._builder = BulkBuilder(
@@ -101,6 +113,7 @@ class ElasticsearchOutput(Output):
             max_docs=p["bulk_max_docs"],
         )
         self._client: AsyncElasticsearch | None = None
+        self._gzip_level: int = p["compression_level"] if p["http_compression"] else 0
         self._server_checked = False
         self._failed_items = counter("logpipe_es_items_failed_total", "ES bulk items failed permanently",
                                      output=self.id)
@@ -155,8 +168,7 @@ class ElasticsearchOutput(Output):
         p = self.params
         options: dict[str, Any] = {
             "hosts": self._hosts,
-            "serializer": OrjsonSerializer(),
-            "http_compress": p["http_compression"],
+            "serializers": {"application/json": OrjsonSerializer(), "application/x-ndjson": _PrebuiltNdjson()},
             "request_timeout": p["request_timeout"],
             # The buffer engine owns retries and backoff; the client only fails over to
             # another node within one call.
@@ -179,7 +191,8 @@ class ElasticsearchOutput(Output):
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = AsyncElasticsearch(**self._client_options())
+        client = AsyncElasticsearch(**self._client_options())
+        self._client = client.options(headers={"content-encoding": "gzip"}) if self._gzip_level else client
 
     async def close(self) -> None:
         if self._client is not None:
@@ -223,8 +236,11 @@ class ElasticsearchOutput(Output):
         (body too large for the server), which is split in halves until it fits."""
         assert self._client is not None
         try:
-            # A pre-serialised NDJSON body: the client's serializer passes bytes through.
+            # A pre-serialised NDJSON body, compressed here rather than by the client, which
+            # always uses gzip's slowest level.
             body: Any = bytes(request.body)
+            if self._gzip_level:
+                body = gzip.compress(body, compresslevel=self._gzip_level, mtime=0)
             response = await self._client.bulk(operations=body, filter_path=FILTER_PATH)
         except ApiError as exc:
             status = exc.meta.status
@@ -271,6 +287,16 @@ class ElasticsearchOutput(Output):
 
 
 # ---- helpers -----------------------------------------------------------------------------
+
+
+class _PrebuiltNdjson(NdjsonSerializer):
+    """Sends a body built (and maybe gzipped) by the output as it is: the stock serializer
+    would copy it and append a newline, which would corrupt a compressed body."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes):
+            return data
+        return super().dumps(data)
 
 
 def parse_hosts(entries: list[Any], default_port: int, default_scheme: str) -> list[str]:

@@ -16,8 +16,6 @@ from urllib.parse import unquote, urlsplit
 from bson import encode as bson_encode
 from bson.datetime_ms import DatetimeMS
 from bson.errors import InvalidDocument
-from logpipe_plugins.docid import assign_ids
-from logpipe_plugins.target_name import compile_target
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -34,6 +32,8 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.metrics import counter
 from logpipe.plugin import Output, RetryableError, Setting, WriteResult
+from logpipe_plugins.docid import assign_ids
+from logpipe_plugins.target_name import compile_target
 
 DUPLICATE_KEY = frozenset({11000, 11001, 12582})
 #: Per-document errors that say "not now" rather than "never" (primary stepped down,

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import time
+from itertools import accumulate
 from typing import Any
 
 from logpipe.event import Event
@@ -315,12 +316,10 @@ class Tailer:
             part = lines[k:k + size] if len(lines) > size else lines
             first_cut = first_overlong and k == 0
             raw_first = extra if k == 0 else 0
-            raw_total = sum(map(len, part)) + len(part) + raw_first
-            f.scan_pos += raw_total
-            raw_lens: list[int] | None = None
-            if f.multiline is not None:
-                raw_lens = [len(b) + 1 for b in part]
-                raw_lens[0] += raw_first
+            raw_lens = [len(b) + 1 for b in part]
+            raw_lens[0] += raw_first
+            start = f.scan_pos
+            f.scan_pos += sum(raw_lens)
             cut: list[int] | None = None
             if first_cut or max(map(len, part)) > max_line:
                 part, raw_lens, cut = self.limit(part, raw_lens, first_cut)
@@ -331,7 +330,6 @@ class Tailer:
                 for i in cut:
                     tags[i] = ["_linetruncated"]
             if f.multiline is not None:
-                assert raw_lens is not None
                 joined, _ = f.multiline.feed(texts, raw_lens)
                 f.ml_fed = time.monotonic()
                 if len(raw_lens) > len(texts):  # trailing skipped bytes
@@ -340,21 +338,22 @@ class Tailer:
                 await self.emit_joined(f, joined)
             else:
                 f.consumed = f.scan_pos
-                await self.emit(f, texts, tags)
+                ends = list(accumulate(raw_lens, initial=start))[1:len(texts) + 1]
+                await self.emit(f, texts, tags, ends)
 
-    def limit(self, part: list[bytes], raw_lens: list[int] | None,
-              first_cut: bool) -> tuple[list[bytes], list[int] | None, list[int]]:
+    def limit(self, part: list[bytes], raw_lens: list[int],
+              first_cut: bool) -> tuple[list[bytes], list[int], list[int]]:
         """Truncate or skip lines over max_line_size. In skip mode the raw length of a
         skipped line is carried onto the next kept one so offsets stay exact (a trailing
         carry is appended as one extra raw length)."""
         max_line = self.opts.max_line_size
         skip = self.opts.skip_long_lines
         out: list[bytes] = []
-        lens: list[int] | None = [] if raw_lens is not None else None
+        lens: list[int] = []
         cut: list[int] = []
         carry = 0
         for i, line in enumerate(part):
-            raw = raw_lens[i] if raw_lens is not None else 0
+            raw = raw_lens[i]
             if len(line) > max_line or (i == 0 and first_cut):
                 self.m_truncated.inc()
                 if skip:
@@ -363,10 +362,9 @@ class Tailer:
                 line = line[:max_line]
                 cut.append(len(out))
             out.append(line)
-            if lens is not None:
-                lens.append(raw + carry)
-                carry = 0
-        if lens is not None and carry:
+            lens.append(raw + carry)
+            carry = 0
+        if carry:
             lens.append(carry)
         return out, lens, cut
 
@@ -386,7 +384,11 @@ class Tailer:
 
     # ---- emitting ----------------------------------------------------------------
 
-    async def emit(self, f: TailedFile, texts: list[str], tags: list[list[str] | None] | None) -> None:
+    async def emit(self, f: TailedFile, texts: list[str], tags: list[list[str] | None] | None,
+                   ends: list[int] | None = None) -> None:
+        """`ends` are the file offsets just past each line: with the file's inode and
+        fingerprint they become `meta["_origin"]`, the line's identity that outlives a
+        crash, so idempotent outputs (ES, Mongo ids) absorb lines read twice."""
         end = f.consumed
         if not texts:
             f.acks.advance(end)
@@ -401,7 +403,13 @@ class Tailer:
         now = time.time_ns()
         tag = f.tag
         timer = self.opts.timer
-        if timer is None:
+        if ends is not None and len(ends) == len(records):
+            ino, fp = f.key[1], f.fp
+            if timer is None:
+                events = [Event(tag, now, r, {"_origin": (ino, fp, e)}) for r, e in zip(records, ends)]
+            else:
+                events = [Event(tag, timer(r) or now, r, {"_origin": (ino, fp, e)}) for r, e in zip(records, ends)]
+        elif timer is None:
             events = [Event(tag, now, r) for r in records]
         else:
             events = [Event(tag, timer(r) or now, r) for r in records]

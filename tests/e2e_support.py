@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aiohttp import web
 from es_standin import ESStandIn
+
+from logpipe_plugins.tail_positions import load_positions
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +51,33 @@ class IndexState:
         return self.operations - self.docs
 
 
+class HoldingStandIn(ESStandIn):
+    """The stand-in, able to hold bulk replies after indexing: with `hold_replies` set,
+    a request's documents are stored and its reply waits for `release()`. A client killed
+    meanwhile has had its documents indexed without ever hearing so — the window where a
+    replay must be absorbed by deterministic ids."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version, keep_actions=False)
+        self.hold_replies = False
+        self.held_requests = 0
+        self.held_items = 0
+        self._released = asyncio.Event()
+
+    async def _bulk(self, request: web.Request) -> web.StreamResponse:
+        before = self.stats.items
+        response = await super()._bulk(request)
+        if self.hold_replies and response.status == 200:
+            self.held_requests += 1
+            self.held_items += self.stats.items - before
+            await self._released.wait()
+        return response
+
+    def release(self) -> None:
+        self.hold_replies = False
+        self._released.set()
+
+
 class StandInThread:
     """The ES stand-in served from a background thread; see the module docstring."""
 
@@ -55,12 +85,12 @@ class StandInThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="es-standin", daemon=True)
         self._thread.start()
-        self.es: ESStandIn = self.run(self._create(version))
+        self.es: HoldingStandIn = self.run(self._create(version))
 
     @staticmethod
-    async def _create(version: str) -> ESStandIn:
+    async def _create(version: str) -> HoldingStandIn:
         # Created on its own loop: its asyncio primitives belong there.
-        es = ESStandIn(version, keep_actions=False)
+        es = HoldingStandIn(version)
         await es.start()
         return es
 
@@ -79,6 +109,7 @@ class StandInThread:
         return self.run(invoke(), timeout)
 
     def close(self) -> None:
+        self.call(self.es.release)
         self.run(self.es.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
@@ -94,6 +125,20 @@ class StandInThread:
             return IndexState(messages, operations)
 
         return self.call(snapshot)
+
+    def wait_quiet(self, index: str, quiet: float, timeout: float) -> IndexState:
+        """The index once no index operation has arrived for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        state = self.index_state(index)
+        still_since = time.monotonic()
+        while time.monotonic() - still_since < quiet:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"index {index} still receiving operations after {timeout}s")
+            time.sleep(POLL * 5)
+            now = self.index_state(index)
+            if now.operations != state.operations:
+                state, still_since = now, time.monotonic()
+        return state
 
     def doc_count(self) -> int:
         return self.call(self.es.count)
@@ -117,6 +162,26 @@ class StandInThread:
 
     def accept_bulk(self) -> None:
         self.call(self.es.request_failures.clear)
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every bulk request before it is applied (an indexing rate for the test to race)."""
+        def apply() -> None:
+            self.es.delay = seconds
+
+        self.call(apply)
+
+    def hold_replies(self) -> None:
+        def apply() -> None:
+            self.es.hold_replies = True
+
+        self.call(apply)
+
+    def release_replies(self) -> None:
+        self.call(self.es.release)
+
+    def held(self) -> tuple[int, int]:
+        """(requests, items) indexed whose replies are being held."""
+        return self.call(lambda: (self.es.held_requests, self.es.held_items))
 
 
 class LogpipeProcess:
@@ -183,6 +248,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
             tail = f"\nlogpipe stderr:\n{process.stderr_tail()}" if process is not None else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
         time.sleep(POLL)
+
+
+def committed_offset(sincedb: Path, log: Path) -> int:
+    """The acknowledged offset the tail input saved for `log` (0 when none is saved yet)."""
+    st = log.stat()
+    position = load_positions(str(sincedb)).get((st.st_dev, st.st_ino))
+    return position.offset if position is not None else 0
 
 
 def line_text(seq: int, width: int = 0) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fnmatch
+import functools
 import random
 import re
 import socket
@@ -514,6 +515,11 @@ def _coerce_problem(known: str, kind: str, value: Any, path: str, doc_id: str | 
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_matches(key: str, pattern: str) -> bool:
+    return pattern == "**" or fnmatch.fnmatchcase(key, pattern)
+
+
 def _filter(value: Any, patterns: list[list[str]]) -> Any:
     """ES's `filter_path` (include filters, `*` wildcards, arrays transparent)."""
     if isinstance(value, list):
@@ -523,7 +529,7 @@ def _filter(value: Any, patterns: list[list[str]]) -> Any:
         return value
     out: Doc = {}
     for key, v in value.items():
-        rest = [p[1:] for p in patterns if p and (p[0] == "**" or fnmatch.fnmatchcase(key, p[0]))]
+        rest = [p[1:] for p in patterns if p and _key_matches(key, p[0])]
         if not rest:
             continue
         if any(not r for r in rest):

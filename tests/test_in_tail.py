@@ -581,3 +581,22 @@ async def test_multiline_pattern_with_grok_and_fluentd_parse_section(tmp_path: P
     assert isinstance(tail, TailInput)
     records = tail.options(InputContext(Collector().emit, str(tmp_path), "t")).parser(["2024-01-01 a\nb"])
     assert records == [{"time": "2024-01-01", "msg": "a\nb"}]
+
+
+async def test_a_line_read_again_after_a_restart_keeps_its_origin(tmp_path: Path) -> None:
+    """meta["_origin"] (inode, fingerprint, end offset) is what makes ES/Mongo ids
+    survive a crash: re-read lines must carry the same origin, whatever the batching."""
+    log = tmp_path / "app.log"
+    write_lines(log, 0, 5000)
+    first = Collector(auto_ack=False)
+    run = start(tmp_path, collector=first, path=str(log), read_from_head=True, batch_size=700)
+    await first.wait_for(5000)
+    first.batches[0][1]()  # only the first 700 lines are acknowledged
+    await run.stop()
+    again = start(tmp_path, path=str(log), read_from_head=True, batch_size=333)
+    await again.collector.wait_for(4300)
+    await again.stop()
+    before = {ev.record["message"]: ev.meta["_origin"] for ev in first.events}
+    after = {ev.record["message"]: ev.meta["_origin"] for ev in again.collector.events}
+    assert len(after) == 4300 and all(before[m] == origin for m, origin in after.items())
+    assert len(set(before.values())) == 5000

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from es_standin import ESStandIn
-from logpipe_plugins.out_elasticsearch import ElasticsearchOutput, parse_hosts
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import RetryableError, WriteResult
+from logpipe_plugins.out_elasticsearch import ElasticsearchOutput, parse_hosts
 
 T0 = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
 
@@ -71,6 +71,7 @@ def test_host_forms() -> None:
     ({"user": "u", "password": "p", "api_key": "id:key"}, "api_key"),
     ({"action": "upsert"}, "action"),
     ({"time_precision": 12}, "time_precision"),
+    ({"http_compression": True, "compression_level": 0}, "compression_level"),
     ({"index": "logs-%{[unclosed}"}, "index"),
 ])
 def test_bad_settings_are_config_errors(settings: dict[str, object], setting: str) -> None:

@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 from es_standin import ESStandIn
-from logpipe_plugins.out_elasticsearch import ElasticsearchOutput
 
 from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
 from logpipe.event import Event
+from logpipe_plugins.out_elasticsearch import ElasticsearchOutput
 
 T0 = 1_700_000_000_000_000_000
 FAST_RETRY = {"retry_wait": 0.01, "retry_max_interval": 0.05, "retry_forever": True, "flush_interval": 0}

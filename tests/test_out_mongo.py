@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from logpipe_plugins.out_mongo import MongodbOutput, MongoOutput
 from mockupdb import MockupDB, OpMsg
 
 from logpipe.ack import Ack
@@ -27,6 +26,7 @@ from logpipe.buffer import OutputRunner
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import RetryableError, WriteResult
+from logpipe_plugins.out_mongo import MongodbOutput, MongoOutput
 
 T0 = 1_700_000_000_123_456_789
 Doc = dict[str, Any]
@@ -36,8 +36,8 @@ class MongoPeer:
     """A mockupdb server with a tiny document store behind `insert`, `create` and
     `listCollections`, plus failure switches."""
 
-    def __init__(self) -> None:
-        self.server = MockupDB(auto_ismaster=True, max_wire_version=21)
+    def __init__(self, port: int | None = None) -> None:
+        self.server = MockupDB(port=port, auto_ismaster=True, max_wire_version=21)
         self.lock = threading.Lock()
         self.collections: dict[tuple[str, str], dict[Any, Doc]] = {}
         self.created: dict[str, Doc] = {}
@@ -112,7 +112,8 @@ async def peer() -> AsyncIterator[MongoPeer]:
     p = MongoPeer()
     await asyncio.to_thread(p.server.run)
     yield p
-    await asyncio.to_thread(p.server.stop)
+    # stop() joins mockupdb's threads, which poll once a second: let it finish in the background.
+    threading.Thread(target=p.server.stop, daemon=True).start()
 
 
 @pytest.fixture
