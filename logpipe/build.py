@@ -252,19 +252,21 @@ def _output_route(node: Any, built: Built) -> Route:
 
 
 def assign_unique_ids(plugins: list[Plugin]) -> None:
-    """Plugins without an explicit `id` are named after their plugin; when two share a
-    name they get a suffix derived from their settings, so the id — and the file-buffer
-    directory and metrics keyed by it — stay the same across restarts of an unchanged config."""
-    by_id: dict[str, list[Plugin]] = {}
+    """Plugins without an explicit `id` are named after their plugin. Ids are unique per
+    kind (a `file` input and a `file` output may both be "file"); when two plugins of one
+    kind share a name they get a suffix derived from their settings, so an unchanged config
+    keeps its ids — and the file-buffer directories and metrics keyed by them — across
+    restarts. Explicit ids are what survive a settings change (README)."""
+    by_id: dict[tuple[str, str], list[Plugin]] = {}
     for plugin in plugins:
-        by_id.setdefault(plugin.id, []).append(plugin)
+        by_id.setdefault((plugin.kind, plugin.id), []).append(plugin)
     taken = set(by_id)
-    for plugin_id, group in by_id.items():
+    for (kind, plugin_id), group in by_id.items():
         if len(group) < 2:
             continue
         explicit = [p for p in group if p.params.get("id")]
         if len(explicit) > 1:
-            raise ConfigError(f"two plugins share the id '{plugin_id}'; ids must be unique")
+            raise ConfigError(f"two {kind}s share the id '{plugin_id}'; ids must be unique")
         for plugin in group:
             if plugin.params.get("id"):
                 continue
@@ -274,10 +276,10 @@ def assign_unique_ids(plugins: list[Plugin]) -> None:
             ).hexdigest()[:8]
             candidate = f"{plugin.name}-{digest}"
             n = 2
-            while candidate in taken:
+            while (kind, candidate) in taken:
                 candidate = f"{plugin.name}-{digest}-{n}"
                 n += 1
-            taken.add(candidate)
+            taken.add((kind, candidate))
             plugin.id = candidate
 
 

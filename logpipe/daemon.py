@@ -134,6 +134,7 @@ class Daemon:
     def request_flush(self) -> None:
         pipeline = self.pipeline
         if pipeline is None or not self._running:
+            log.info("SIGUSR1 ignored: no pipeline is running (starting, reloading or stopping)")
             return
         log.info("flushing every buffer (SIGUSR1)")
         task = asyncio.get_running_loop().create_task(self._flush(pipeline), name="logpipe-flush")
@@ -238,7 +239,10 @@ class Daemon:
             old = self.pipeline
             assert old is not None
             self._running = False
-            await old.stop()
+            try:
+                await old.stop()
+            except Exception:
+                log.exception("stopping the previous pipeline failed; starting the new one anyway")
             # Late acknowledgements schedule their position saves with call_soon: let them
             # land before the new inputs read the positions.
             await asyncio.sleep(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time as _time
 from typing import Any
 
-_iso_second_cache: dict[int, str] = {}
+from logpipe.timefmt import format_iso_ms
 
 
 class Event:
@@ -55,23 +55,10 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def iso_time(ns: int) -> str:
-    """Logstash's rendering of @timestamp: ISO-8601 UTC with milliseconds. The
-    seconds part is cached: consecutive events mostly share it."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    prefix = _iso_second_cache.get(seconds)
-    if prefix is None:
-        if len(_iso_second_cache) > 4096:
-            _iso_second_cache.clear()
-        prefix = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds))
-        _iso_second_cache[seconds] = prefix
-    return f"{prefix}.{rest // 1_000_000:03d}Z"
-
-
 def event_document(event: Event, with_metadata: bool = False) -> dict[str, Any]:
     """The event as outputs write it, Logstash-shaped: `@timestamp` plus the record;
     `@metadata` only when asked."""
-    doc: dict[str, Any] = {"@timestamp": iso_time(event.time)}
+    doc: dict[str, Any] = {"@timestamp": format_iso_ms(event.time)}
     doc.update(event.record)
     if with_metadata and event.meta:
         doc["@metadata"] = event.meta

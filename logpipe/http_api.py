@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
@@ -46,6 +45,8 @@ DEFAULT_PORTS = range(DEFAULT_PORT, DEFAULT_PORT + 101)
 MAX_REQUEST_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 10.0
 DELIVERED = "logpipe_output_events_delivered_total"
+#: The classic text format that generate_latest writes; every Prometheus version scrapes it.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class DaemonView(Protocol):
@@ -111,7 +112,7 @@ class HttpApi:
         return Response(200 if ready else 503, reason.encode() + b"\n")
 
     def _metrics(self) -> Response:
-        return Response(200, generate_latest(self._prometheus), CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(200, generate_latest(self._prometheus), PROMETHEUS_TEXT)
 
     def _stats(self) -> Response:
         body = orjson.dumps(self.view.stats(), default=str,

@@ -62,6 +62,7 @@ class Pipeline:
         shutdown_timeout: float = 30.0,
     ) -> None:
         config = config or PipelineConfig()
+        self.config = config
         self.state_dir = state_dir or default_state_dir()
         self.shutdown_timeout = shutdown_timeout
         self.built = Built([], [], [])
@@ -100,22 +101,37 @@ class Pipeline:
 
     async def start(self) -> None:
         """Open outputs, then filters, then start inputs (so nothing arrives before
-        there is somewhere to put it)."""
+        there is somewhere to put it). If any of them fails to start (a port in use,
+        a locked buffer), what was already started is closed again before the error
+        propagates."""
         if self._started:
             return
         self._started = True
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
         self._queue = asyncio.Queue(self._queue_batches)
         self._inputs_done = asyncio.Event()
-        for output in self.built.outputs:
-            runner = OutputRunner(output, state_dir=self.state_dir)
-            await runner.start()
-            self._runners.append(runner)
-        for filter_plugin in self.built.filters:
-            await filter_plugin.start()
         self._worker = asyncio.create_task(self._work(), name="logpipe-worker")
+        started: list[Plugin] = []
+        try:
+            for output in self.built.outputs:
+                runner = OutputRunner(output, state_dir=self.state_dir)
+                await runner.start()
+                self._runners.append(runner)
+            for filter_plugin in self.built.filters:
+                await filter_plugin.start()
+                started.append(filter_plugin)
+            for input_plugin in self.built.inputs:
+                await input_plugin.start()
+                started.append(input_plugin)
+        except BaseException:
+            for runner in self._runners:
+                await runner.stop(0)
+            for plugin in reversed(started):
+                await _quietly(plugin.close(), plugin)
+            self._worker.cancel()
+            self._stopped = True
+            raise
         for plugin in self.built.inputs:
-            await plugin.start()
             ctx = InputContext(self._emitter_for(plugin), self.state_dir, plugin.id)
             task = asyncio.create_task(self._run_input(plugin, ctx), name=f"input:{plugin.id}")
             self._input_tasks.append(task)

@@ -173,10 +173,6 @@ class Filter(Plugin):
         """False when no common option is set, so filters can skip the per-event call."""
         return self._decorate is not None
 
-    def flush(self) -> list[Event]:
-        """Events a filter held back (multiline, aggregation), released at shutdown or on a timer."""
-        return []
-
 
 # ---- outputs ---------------------------------------------------------------------
 

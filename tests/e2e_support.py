@@ -12,6 +12,7 @@ iterated from another thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -76,6 +77,7 @@ class HoldingStandIn(ESStandIn):
     def release(self) -> None:
         self.hold_replies = False
         self._released.set()
+        self._released = asyncio.Event()
 
 
 class StandInThread:
@@ -214,6 +216,33 @@ class LogpipeProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
+
+    def peak_rss_kib(self, seconds: float) -> int:
+        """The highest VmRSS seen while sampling every POLL seconds for `seconds`."""
+        peak, until = 0, time.monotonic() + seconds
+        while time.monotonic() < until:
+            peak = max(peak, self.rss_kib())
+            time.sleep(POLL)
+        return peak
+
+    def read_offset(self, path: Path) -> int | None:
+        """Where the process's descriptor of `path` stands (/proc/PID/fdinfo `pos`): how far
+        a reader using read(2) has read. None when it has no descriptor of that file."""
+        fd_dir = Path(f"/proc/{self.pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    if os.readlink(fd) != str(path):
+                        continue
+                    info = Path(f"/proc/{self.pid}/fdinfo/{fd.name}").read_text()
+                except OSError:
+                    continue
+                for line in info.splitlines():
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
 
     def stderr_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]

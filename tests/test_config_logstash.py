@@ -130,7 +130,8 @@ def test_nested_arrays_and_hashes_hold_plain_data():
 
 
 def test_string_escapes_keep_backslashes():
-    node = parse(r"""filter { x { a => "\d+\.\w" b => "say \"hi\"" c => 'it\'s' d => "C:\\" e => 'a\"b' } }""").filters[0]
+    text = r"""filter { x { a => "\d+\.\w" b => "say \"hi\"" c => 'it\'s' d => "C:\\" e => 'a\"b' } }"""
+    node = parse(text).filters[0]
     values = {k: v.value for k, v in node.settings.items()}
     assert values["a"] == r"\d+\.\w"
     assert values["b"] == 'say "hi"'

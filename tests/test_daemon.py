@@ -398,3 +398,27 @@ async def test_hups_during_a_reload_coalesce(state_dir: str) -> None:
     h.daemon.request_stop()
     assert await task == 0
     assert len(h.built) == 3
+
+
+class FailingInput(Input):
+    name = "failing"
+
+    async def run(self, ctx: InputContext) -> None:
+        raise ConnectionResetError("upstream went away")
+
+
+async def test_a_failed_input_makes_the_daemon_unready_and_exit_1(state_dir: str) -> None:
+    def build(model: PipelineConfig) -> Pipeline:
+        return Pipeline(model, inputs=[EndlessInput(), FailingInput()], outputs=[GatedOutput(gate, [])],
+                        state_dir=state_dir, shutdown_timeout=5)
+
+    gate = asyncio.Event()
+    gate.set()
+    daemon = Daemon(ConfigSource(text="input { } output { }"), http_ports=None, build=build)
+    task = asyncio.create_task(daemon.run())
+    await Harness.until(lambda: daemon.pipeline is not None and daemon.pipeline.failed is not None, "the failure")
+    ready, reason = daemon.readiness()
+    assert not ready and "upstream went away" in reason
+    assert daemon.stats()["pipeline"]["failed"] == "upstream went away"
+    daemon.request_stop()
+    assert await task == 1

@@ -12,11 +12,11 @@ from typing import Any
 
 import pylogbeat
 import pytest
-from logpipe_plugins.beats_protocol import FrameError, FrameParser
-from logpipe_plugins.in_beats import BeatsInput
 from test_in_forward_support import Collector, make_certs, running
 
 from logpipe.metrics import REGISTRY
+from logpipe_plugins.beats_protocol import FrameError, FrameParser
+from logpipe_plugins.in_beats import BeatsInput
 
 NS = 1_000_000_000
 

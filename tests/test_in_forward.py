@@ -15,11 +15,11 @@ from typing import Any
 import msgpack
 import pytest
 from fluent import asyncsender, handler, sender
-from logpipe_plugins.forward_protocol import password_digest, shared_key_digest
-from logpipe_plugins.in_forward import ForwardInput
 from test_in_forward_support import Collector, free_port, make_certs, running
 
 from logpipe.metrics import REGISTRY
+from logpipe_plugins.forward_protocol import password_digest, shared_key_digest
+from logpipe_plugins.in_forward import ForwardInput
 
 NS = 1_000_000_000
 

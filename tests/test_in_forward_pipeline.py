@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pylogbeat
 import pytest
-from logpipe_plugins.in_beats import BeatsInput
-from logpipe_plugins.in_forward import ForwardInput
-from logpipe_plugins.out_forward import ForwardOutput
 from test_in_forward_support import free_port
 
 from logpipe import registry
 from logpipe.event import Event
 from logpipe.pipeline import Pipeline
+from logpipe_plugins.in_beats import BeatsInput
+from logpipe_plugins.in_forward import ForwardInput
+from logpipe_plugins.out_forward import ForwardOutput
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

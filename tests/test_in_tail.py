@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 import pytest
-from logpipe_plugins.in_tail import FileInput, TailInput
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import InputContext
+from logpipe_plugins.in_tail import FileInput, TailInput
 
 FAST = {"stat_interval": 0.02, "refresh_interval": 0.05, "rotate_wait": 0.2, "save_interval": 0.05}
 

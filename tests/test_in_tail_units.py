@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from logpipe.errors import ConfigError
 from logpipe_plugins.tail_acks import AckWindow
 from logpipe_plugins.tail_lines import LineSplitter
 from logpipe_plugins.tail_multiline import Multiline, MultilineSpec
 from logpipe_plugins.tail_parse import make_parser, make_section_parser
 from logpipe_plugins.tail_paths import PathMatcher, expand_braces, split_paths, tag_for
 from logpipe_plugins.tail_positions import Position, load_positions, save_positions
-
-from logpipe.errors import ConfigError
 
 
 def test_splitter_keeps_partial_line_across_chunks() -> None:

@@ -13,12 +13,12 @@ from typing import Any, Self
 
 import msgpack
 import pytest
-from logpipe_plugins.in_forward import ForwardInput
-from logpipe_plugins.out_forward import ForwardOutput
 from test_in_forward_support import Collector, free_port, make_certs, running
 
 from logpipe.event import Event
 from logpipe.plugin import RetryableError
+from logpipe_plugins.in_forward import ForwardInput
+from logpipe_plugins.out_forward import ForwardOutput
 
 NS = 1_000_000_000
 

@@ -168,3 +168,21 @@ def test_duplicate_default_ids_become_unique_and_stable(state_dir: str) -> None:
     first = [o.id for o in Pipeline.from_string(cfg, state_dir=state_dir).built.outputs]
     again = [o.id for o in Pipeline.from_string(cfg, state_dir=state_dir).built.outputs]
     assert len(set(first)) == 2 and first == again
+
+
+class RefusesToStart(CollectOutput):
+    name = "refuses"
+
+    async def start(self) -> None:
+        raise OSError("address already in use")
+
+
+async def test_a_failed_start_closes_what_had_started(state_dir: str) -> None:
+    first = CollectOutput(id="first", buffer="file")
+    pipeline = Pipeline(outputs=[first, RefusesToStart()], state_dir=state_dir)
+    with pytest.raises(OSError):
+        await pipeline.start()
+    await pipeline.stop()
+    again = Pipeline(outputs=[CollectOutput(id="first", buffer="file")], state_dir=state_dir)
+    async with again:  # the file buffer's directory lock was released
+        await again.delivered(await again.emit("t", {"n": 1}))
