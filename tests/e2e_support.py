@@ -301,11 +301,13 @@ def append_lines(path: Path, start: int, count: int, width: int = 0) -> list[str
 
 
 def write_config(path: Path, *, log: Path, sincedb: Path, es_url: str, index: str,
-                 buffer: str, extra_output: str = "", extra_input: str = "") -> Path:
-    """A Logstash-DSL config: file input → fingerprint of the line as document _id → ES.
+                 buffer: str, extra_output: str = "", extra_input: str = "", fingerprint_id: bool = True) -> Path:
+    """A Logstash-DSL config: file input → fingerprint of the line → ES.
 
-    The `_id` is the SHA1 of the line (Logstash's documented recipe): a line read again
-    after a restart gets the same id, whatever time it is read at."""
+    With `fingerprint_id` the `_id` is the SHA1 of the line (Logstash's documented recipe):
+    a line read again after a restart gets the same id, whatever time it is read at.
+    Without, the output generates its own deterministic id."""
+    document_id = 'document_id => "%{[@metadata][fp]}"' if fingerprint_id else ""
     path.write_text(f"""
 input {{
   file {{
@@ -324,7 +326,7 @@ output {{
     id => "es"
     hosts => ["{es_url}"]
     index => "{index}"
-    document_id => "%{{[@metadata][fp]}}"
+    {document_id}
     request_timeout => 5
     buffer => {buffer}
     flush_interval => 0.1

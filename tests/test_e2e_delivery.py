@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,45 @@ def test_kill9_during_file_buffered_run_then_restart_indexes_every_line_once(
     print(f"\nkill -9: {n} lines, {indexed_at_kill} indexed at the kill, {final.operations} index operations, "
           f"{final.duplicates_absorbed} duplicates absorbed ({held_items} in the held request), "
           f"{final.docs} documents")
+    code, _ = second.terminate(15)
+    assert code == 0, second.stderr_tail()
+
+
+@pytest.mark.parametrize("ids", ["fingerprint_id", "generated_id"])
+def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
+        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], ids: str) -> None:
+    """Tail saves positions every sincedb_write_interval: a kill -9 in between makes it read
+    again lines that are already indexed. Their ids must be the ones they had."""
+    n = 30_000
+    log, sincedb, state = tmp_path / "app.log", tmp_path / "sincedb", tmp_path / "state"
+    lines = append_lines(log, 0, n)
+    config = write_config(tmp_path / "pipeline.conf", log=log, sincedb=sincedb, es_url=standin.url, index=INDEX,
+                          buffer="file", extra_output="chunk_limit_records => 500\n    bulk_max_docs => 500",
+                          extra_input='sincedb_write_interval => "30s"', fingerprint_id=ids == "fingerprint_id")
+    standin.set_delay(0.02)
+    first = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    processes.append(first)
+    wait_until(lambda: standin.doc_count() >= n // 3, 30, "a third of the lines indexed", first)
+    first.kill9()
+    indexed_at_kill = standin.doc_count()
+    standin.set_delay(0)
+    assert indexed_at_kill < n, "the kill must land part-way"
+    assert committed_offset(sincedb, log) == 0, "no position saved yet: everything is read again"
+
+    second = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    processes.append(second)
+    wait_until(lambda: standin.doc_count() >= n, 30, f"all {n} lines indexed after the restart", second)
+    final = standin.wait_quiet(INDEX, quiet=0.5, timeout=20)
+    print(f"\nkill -9 before a position save ({ids}): {n} lines, {indexed_at_kill} indexed at the kill, "
+          f"{final.operations} index operations, {final.docs} documents, "
+          f"{final.duplicates_absorbed} duplicates absorbed")
+    per_line = Counter(final.messages.values())
+    assert set(per_line) == set(lines)
+    assert sorted(set(per_line.values())) == [1], f"{sum(per_line.values()) - n} duplicate documents"
+    # Every line indexed before the kill was indexed again after it, under the same id.
+    assert final.duplicates_absorbed >= indexed_at_kill
+    if ids == "fingerprint_id":
+        assert_exactly(final.messages, lines)
     code, _ = second.terminate(15)
     assert code == 0, second.stderr_tail()
 
