@@ -2,10 +2,13 @@
 Elasticsearch stand-in, and is killed, starved or stopped on the way (DESIGN.md, "Delivery
 contract" and "Buffers, retries, failures"; issue 5, "Show").
 
-The document `_id` is the SHA1 of the line (fingerprint filter), so every line has one
-known id: the assertions compare the exact set of ids and of lines with what was written,
-and the stand-in's count of index operations against its count of documents tells how
-many replayed duplicates were absorbed by the ids.
+The document `_id` is the SHA1 of the line (fingerprint filter, Logstash's recipe), so
+every line has one known id: the assertions compare the exact set of ids and of lines with
+what was written. One variant uses the output's own generated id instead, which must be
+just as stable when tail reads a line again. The stand-in's count of index operations
+against its count of documents tells how many replayed duplicates the ids absorbed.
+Synchronisation is on the stand-in's counters, tail's committed position and the
+process's read offset, polled with deadlines; RSS is VmRSS from /proc.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from e2e_support import (
 )
 
 INDEX = "e2e"
-MIB = 1024
+MIB = 1024  # RSS figures are in KiB
 
 
 def sha1(text: str) -> str:

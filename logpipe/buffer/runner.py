@@ -32,6 +32,7 @@ import logging
 import math
 import random
 import time
+import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -395,6 +396,7 @@ class OutputRunner:
             except Exception as exc:  # noqa: BLE001 - an output's failure of any kind: retry the chunk
                 self._count("write_errors", 1)
                 reason = f"{type(exc).__name__}: {exc}"
+                _release_frames(exc)
                 state = state or RetryState(self._policy, self._clock, self._rng)
                 wait = state.next_wait()
                 if wait is None:
@@ -449,3 +451,17 @@ def _outcomes(result: WriteResult, n: int) -> tuple[list[int], list[tuple[int, s
     failed = {i: str(reason) for i, reason in getattr(result, "failed", ()) if 0 <= i < n}
     retry = sorted({i for i in getattr(result, "retry", ()) if 0 <= i < n and i not in failed})
     return retry, sorted(failed.items())
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the frames a failed write's exception chain keeps alive. They hold the whole
+    request (a bulk body of megabytes) in reference cycles that only the cyclic GC frees,
+    which the daemon runs rarely (logpipe/process.py): during a long outage of
+    connection-refused retries memory grew without bound until this was added."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
