@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import compress
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -29,6 +29,7 @@ log = logging.getLogger("logpipe.pipeline")
 
 Predicate = Callable[[Event], bool]
 FilterStep = Callable[[list[Event]], list[Event]]
+T = TypeVar("T")
 
 
 def plain(value: Any) -> Any:
@@ -66,9 +67,10 @@ def instantiate(node: PluginNode | Plugin) -> Plugin:
         pos = node.pos
         if exc.setting is not None:
             written = node.settings.get(exc.setting)
-            pos = written.pos if written is not None and "unknown setting" not in exc.message else (
-                node.setting_pos.get(exc.setting, pos)
-            )
+            if exc.at_name or written is None:
+                pos = node.setting_pos.get(exc.setting, pos)
+            else:
+                pos = written.pos
         raise ConfigError(exc.message, exc.pos or pos) from None
 
 
@@ -105,13 +107,31 @@ def _identity(events: list[Event]) -> list[Event]:
     return events
 
 
+def _compile_branches(node: IfNode, compile_body: Callable[[list[Any], Built], T], built: Built,
+                      ) -> list[tuple[Predicate | None, T]]:
+    """if / else if / else: each branch's condition (None for else) and compiled body."""
+    return [(None if b.condition is None else compile_condition(b.condition), compile_body(b.body, built))
+            for b in node.branches]
+
+
+def _partition(events: list[Event], branches: list[tuple[Predicate | None, Any]],
+               ) -> tuple[list[list[Event]], list[Event]]:
+    """Each event to the first branch whose condition holds: (a part per branch, the events no branch took)."""
+    parts: list[list[Event]] = [[] for _ in branches]
+    rest: list[Event] = []
+    for ev in events:
+        for i, (pred, _) in enumerate(branches):
+            if pred is None or pred(ev):
+                parts[i].append(ev)
+                break
+        else:
+            rest.append(ev)
+    return parts, rest
+
+
 def _filter_step(node: Any, built: Built) -> FilterStep:
     if isinstance(node, IfNode):
-        branches = [
-            (None if b.condition is None else compile_condition(b.condition), compile_filters(b.body, built))
-            for b in node.branches
-        ]
-        return _branching(branches)
+        return _branching(_compile_branches(node, compile_filters, built))
     plugin = instantiate(node)
     if not isinstance(plugin, Filter):
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not a filter", getattr(node, "pos", None))
@@ -156,15 +176,7 @@ def _branching(branches: list[tuple[Predicate | None, FilterStep]]) -> FilterSte
         return _single_branch(branches[0][0], branches[0][1])
 
     def step(events: list[Event]) -> list[Event]:
-        parts: list[list[Event]] = [[] for _ in branches]
-        rest: list[Event] = []
-        for ev in events:
-            for i, (pred, _) in enumerate(branches):
-                if pred is None or pred(ev):
-                    parts[i].append(ev)
-                    break
-            else:
-                rest.append(ev)
+        parts, rest = _partition(events, branches)
         if not rest and sum(1 for p in parts if p) == 1:
             index = next(i for i, p in enumerate(parts) if p)
             return branches[index][1](parts[index])
@@ -215,18 +227,10 @@ def compile_outputs(nodes: list[Any], built: Built) -> Route:
 
 def _output_route(node: Any, built: Built) -> Route:
     if isinstance(node, IfNode):
-        branches = [
-            (None if b.condition is None else compile_condition(b.condition), compile_outputs(b.body, built))
-            for b in node.branches
-        ]
+        branches = _compile_branches(node, compile_outputs, built)
 
         def route_if(events: list[Event]) -> list[tuple[int, list[Event]]]:
-            parts: list[list[Event]] = [[] for _ in branches]
-            for ev in events:
-                for i, (pred, _) in enumerate(branches):
-                    if pred is None or pred(ev):
-                        parts[i].append(ev)
-                        break
+            parts, _ = _partition(events, branches)
             out: list[tuple[int, list[Event]]] = []
             for part, (_, body) in zip(parts, branches):
                 if part:

@@ -10,9 +10,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from logpipe import __version__
 from logpipe.errors import LogpipeError
+
+if TYPE_CHECKING:
+    from logpipe.pipeline import Pipeline
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -90,10 +94,10 @@ def _command_index(argv: list[str]) -> int | None:
     return None
 
 
-def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace) -> Pipeline:
     from logpipe.pipeline import Pipeline
 
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     if getattr(args, "state_dir", None):
         kwargs["state_dir"] = args.state_dir
     if getattr(args, "shutdown_timeout", None) is not None:
@@ -114,7 +118,7 @@ def _port(text: str) -> int:
     return port
 
 
-def _run(pipeline, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _run(pipeline: Pipeline, args: argparse.Namespace) -> int:
     from logpipe.process import tune_gc
 
     tune_gc()
@@ -127,7 +131,7 @@ def _run(pipeline, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-
     return runner(_serve(pipeline, args))
 
 
-async def _serve(pipeline, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     """Run the daemon (logpipe.daemon): TERM/INT drain and stop, HUP reloads the config,
     USR1 flushes the buffers, and the HTTP API answers unless --no-http."""
     from logpipe.daemon import ConfigSource, Daemon

@@ -157,8 +157,11 @@ class Daemon:
         report config errors before anything starts)."""
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
-        self._model = self.source.load()
-        pipeline = initial if initial is not None else self._build(self._model)
+        if initial is not None:
+            self._model, pipeline = initial.config, initial
+        else:
+            self._model = self.source.load()
+            pipeline = self._build(self._model)
         if self._http_ports is not None:
             self.http = HttpApi(self)
             host, port = await self.http.start(self._http_host, self._http_ports)

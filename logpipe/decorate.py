@@ -7,9 +7,11 @@ for the parts that contain `%{`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import (
     MISSING,
@@ -24,6 +26,7 @@ from logpipe.fields import (
     get_field,
     has_sprintf,
     parse_ref,
+    runtime_ref,
     set_field,
 )
 
@@ -39,7 +42,7 @@ def _add_field_step(name: str, value: Any) -> Step:
         name_of = compile_sprintf(name)
 
         def dynamic(ev: Event) -> None:
-            ref = name_of(ev)
+            ref = runtime_ref(name_of(ev))
 
             def setter(e: Event, v: Any) -> None:
                 set_field(e, ref, v)
@@ -81,7 +84,7 @@ def _remove_field_step(names: list[str]) -> Step:
         for deleter in static:
             deleter(ev)
         for name_of in dynamic:
-            delete_field(ev, name_of(ev))
+            delete_field(ev, runtime_ref(name_of(ev)))
 
     return remove
 
@@ -106,18 +109,34 @@ def _add_tag_step(tags: list[str]) -> Step:
 
 def _remove_tag_step(tags: list[str]) -> Step:
     renders = [compile_text(t) for t in tags]
+    constant = None
+    if all(not has_sprintf(t) for t in tags if isinstance(t, str)):
+        constant = frozenset(r(Event("")) for r in renders)
 
     def remove(ev: Event) -> None:
         current = ev.record.get("tags")
         if current is None:
             return
-        gone = {render(ev) for render in renders}
+        gone = constant if constant is not None else {render(ev) for render in renders}
+        # Tags are matched as strings only: a dict or list among them is unhashable, not a crash.
         if current.__class__ is list:
-            current[:] = [t for t in current if t not in gone]
-        elif current in gone:
+            current[:] = [t for t in current if not (t.__class__ is str and t in gone)]
+        elif current.__class__ is str and current in gone:
             ev.record["tags"] = []
 
     return remove
+
+
+@contextmanager
+def _blame(setting: str) -> Iterator[None]:
+    """Attach the option's name to a ConfigError (a malformed field reference), so the loader
+    points at the option as written instead of at the plugin."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.setting is None and exc.pos is None:
+            exc.setting = setting
+        raise
 
 
 def build_decorator(
@@ -129,14 +148,18 @@ def build_decorator(
     """One function applying the four options in Logstash's order (add_field, remove_field,
     add_tag, remove_tag), or None when all are empty so filters can skip the call."""
     steps: list[Step] = []
-    if add_field:
-        steps.extend(_add_field_step(str(k), v) for k, v in add_field.items())
-    if remove_field:
-        steps.append(_remove_field_step([str(n) for n in remove_field]))
-    if add_tag:
-        steps.append(_add_tag_step(list(add_tag)))
-    if remove_tag:
-        steps.append(_remove_tag_step(list(remove_tag)))
+    with _blame("add_field"):
+        if add_field:
+            steps.extend(_add_field_step(str(k), v) for k, v in add_field.items())
+    with _blame("remove_field"):
+        if remove_field:
+            steps.append(_remove_field_step([str(n) for n in remove_field]))
+    with _blame("add_tag"):
+        if add_tag:
+            steps.append(_add_tag_step(list(add_tag)))
+    with _blame("remove_tag"):
+        if remove_tag:
+            steps.append(_remove_tag_step(list(remove_tag)))
     if not steps:
         return None
     if len(steps) == 1:

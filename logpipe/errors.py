@@ -25,19 +25,22 @@ class ConfigError(LogpipeError):
     """A config mistake. Rendered as `file:line:col: message`, the source line and a caret.
 
     A plugin that rejects one of its settings raises it with `setting=NAME` and no
-    position; the config loader then points it at where that setting was written.
+    position; the config loader then points it at where that setting's value was
+    written (or at its name, with `at_name=True`: an unknown setting has no value to blame).
     `source_line` is the text of the offending line when the parser knows it; the
     renderer shows it with a caret under `pos.col`.
     """
 
     def __init__(
-        self, message: str, pos: Pos | None = None, source_line: str | None = None, setting: str | None = None
+        self, message: str, pos: Pos | None = None, source_line: str | None = None, setting: str | None = None,
+        at_name: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.pos = pos
         self.source_line = source_line
         self.setting = setting
+        self.at_name = at_name
 
     def render(self) -> str:
         if self.pos is None:

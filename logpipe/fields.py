@@ -86,8 +86,8 @@ def parse_ref(ref: str) -> tuple[str, ...]:
             rest = text[pos:]
             if rest.startswith("[]"):
                 problem = "empty brackets '[]'"
-            elif rest.startswith("[") or "]" not in rest:
-                problem = "a '[' is never closed" if rest.startswith("[") else f"unexpected text {rest!r}"
+            elif rest.startswith("["):
+                problem = "a '[' is never closed"
             else:
                 problem = f"unexpected text {rest!r}"
             raise ConfigError(
@@ -153,8 +153,8 @@ def _path_getter(path: tuple[str, ...], meta: bool) -> Getter:
         k1 = path[1]
         i1 = _index(k1)
 
-        def get2(ev: Event) -> Any:
-            v = (ev.meta if meta else ev.record).get(k0, MISSING)
+        def get2_meta(ev: Event) -> Any:
+            v = ev.meta.get(k0, MISSING)
             if v.__class__ is dict:
                 return v.get(k1, MISSING)
             return _step(v, k1, i1)
@@ -165,7 +165,7 @@ def _path_getter(path: tuple[str, ...], meta: bool) -> Getter:
                 return v.get(k1, MISSING)
             return _step(v, k1, i1)
 
-        return get2 if meta else get2_record
+        return get2_meta if meta else get2_record
     steps = tuple((k, _index(k)) for k in path[1:])
 
     def get_n(ev: Event) -> Any:
@@ -248,28 +248,30 @@ def compile_setter(ref: Ref) -> Setter:
         def set1(ev: Event, value: Any) -> None:
             ev.record[k0] = value
         return set1
-    parents = tuple((k, _index(k)) for k in path[:-1])
+    indices = [_index(k) for k in path]
+    # Each parent step knows whether the next key is a list index: a list is only kept as the
+    # container of a numeric key, so the final store always lands (never on a list by name).
+    parents = tuple((path[i], indices[i], indices[i + 1] is not None) for i in range(len(path) - 1))
     last = path[-1]
-    last_idx = _index(last)
+    last_idx = indices[-1]
 
     def set_n(ev: Event, value: Any) -> None:
         container: Any = ev.meta if meta else ev.record
-        for key, idx in parents:
-            container = _descend_create(container, key, idx)
+        for key, idx, next_is_index in parents:
+            container = _descend_create(container, key, idx, next_is_index)
         _store(container, last, last_idx, value)
 
     return set_n
 
 
-def _descend_create(container: Any, key: str, idx: int | None) -> Any:
-    if isinstance(container, list) and idx is not None and -len(container) <= idx < len(container):
-        child = container[idx]
-        if isinstance(child, (dict, list)):
-            return child
-        child = container[idx] = {}
-        return child
-    child = container.get(key, MISSING) if isinstance(container, dict) else MISSING
-    if isinstance(child, (dict, list)):
+def _descend_create(container: Any, key: str, idx: int | None, next_is_index: bool) -> Any:
+    """The child at `key`, replaced by a new dict unless it can hold the next key. `container`
+    is a dict, or a list with `idx` set (the previous step guaranteed it)."""
+    if isinstance(container, list):
+        child = container[idx] if idx is not None and -len(container) <= idx < len(container) else MISSING
+    else:
+        child = container.get(key, MISSING)
+    if isinstance(child, dict) or (next_is_index and isinstance(child, list)):
         return child
     child = {}
     _store(container, key, idx, child)
@@ -346,6 +348,17 @@ def _cached_setter(ref: Ref) -> Setter:
 @lru_cache(maxsize=4096)
 def _cached_deleter(ref: Ref) -> Deleter:
     return compile_deleter(ref)
+
+
+@lru_cache(maxsize=4096)
+def runtime_ref(ref: str) -> tuple[str, ...]:
+    """The path of a reference rendered per event (`%{name}` in a field name). Event data is not
+    config: text that is no valid reference names the top-level key written, rather than raising
+    (which would fail the whole batch)."""
+    try:
+        return parse_ref(ref)
+    except ConfigError:
+        return (ref,)
 
 
 def get_field(event: Event, ref: Ref) -> Any:

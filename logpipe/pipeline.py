@@ -76,8 +76,10 @@ class Pipeline:
         self._runners: list[OutputRunner] = []
         self._input_tasks: list[asyncio.Task[None]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
+        self._queue_closed = False  # set once nothing will take another batch from the queue
         self._inputs_done: asyncio.Event | None = None
         self.failed: BaseException | None = None
         self._events_in = counter("logpipe_events_in_total", "events emitted by inputs")
@@ -106,8 +108,8 @@ class Pipeline:
         propagates."""
         if self._started:
             return
-        self._started = True
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+        self._started = True
         self._queue = asyncio.Queue(self._queue_batches)
         self._inputs_done = asyncio.Event()
         self._worker = asyncio.create_task(self._work(), name="logpipe-worker")
@@ -129,7 +131,7 @@ class Pipeline:
             for plugin in reversed(started):
                 await _quietly(plugin.close(), plugin)
             self._worker.cancel()
-            self._stopped = True
+            self._stopped = self._queue_closed = True
             raise
         for plugin in self.built.inputs:
             ctx = InputContext(self._emitter_for(plugin), self.state_dir, plugin.id)
@@ -138,7 +140,8 @@ class Pipeline:
         if not self._input_tasks:
             self._inputs_done.set()
         else:
-            asyncio.create_task(self._watch_inputs())
+            # Referenced: the loop keeps only weak references to tasks.
+            self._watcher = asyncio.create_task(self._watch_inputs(), name="logpipe-inputs")
 
     async def _watch_inputs(self) -> None:
         await asyncio.gather(*self._input_tasks, return_exceptions=True)
@@ -151,7 +154,8 @@ class Pipeline:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("input %s failed; stopping the pipeline", plugin.id)
+            log.exception("input %s failed; the pipeline goes on without it, not ready, and exits 1 when "
+                          "stopped", plugin.id)
             self.failed = exc
             raise
 
@@ -190,12 +194,16 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._input_tasks, return_exceptions=True)
         assert self._queue is not None and self._worker is not None
-        await self._queue.put(None)
+        self._queue_closed = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._worker), max(0.0, deadline - loop.time()))
+            # The end marker is queued within the deadline too: with a blocked output the
+            # queue stays full and an unbounded put() would outlast the shutdown timeout.
+            await asyncio.wait_for(self._drain(), max(0.0, deadline - loop.time()))
         except TimeoutError:
-            log.error("filter stage did not drain within %.1fs; %d batches left", timeout, self._queue.qsize())
+            log.error("filter stage did not drain within %.1fs; %d batch(es) left unacknowledged",
+                      timeout, self._queue.qsize())
             self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
         if flush:
             try:
                 await asyncio.wait_for(self.flush(), max(0.0, deadline - loop.time()))
@@ -209,6 +217,11 @@ class Pipeline:
             await _quietly(plugin.close(), plugin)
         for filter_plugin in self.built.filters:
             await _quietly(filter_plugin.close(), filter_plugin)
+
+    async def _drain(self) -> None:
+        assert self._queue is not None and self._worker is not None
+        await self._queue.put(None)
+        await asyncio.shield(self._worker)
 
     async def flush(self) -> None:
         """Write out everything buffered now (SIGUSR1)."""
@@ -231,6 +244,9 @@ class Pipeline:
 
     async def emit_events(self, events: list[Event], on_ack: AckCallback | None = None) -> Ack:
         """Push a batch in from Python; waits while the pipeline is full."""
+        if self._queue_closed:
+            # Nothing would ever take the batch: its ack would stay open for good.
+            raise RuntimeError("emit on a stopped pipeline")
         if not self._started:
             await self.start()
         assert self._queue is not None
@@ -273,6 +289,10 @@ class Pipeline:
             if item is None:
                 return
             events, ack = item
+            # The pipeline's own hold on the ack is released only when every output got
+            # its part. On a refusal, an error or a cancellation (shutdown timeout) it is
+            # kept for good, so the input never commits these events: tail re-reads them
+            # after a restart, forward and beats clients resend.
             try:
                 events = run_filters(events)
                 self._events_filtered.inc(len(events))
@@ -280,15 +300,13 @@ class Pipeline:
                     try:
                         await runners[index].put(part, ack)
                     except BufferOverflowError:
-                        # Rejected, counted and logged by the runner. The ack stays open
-                        # for good, so the input never commits these events: tail re-reads
-                        # them after a restart, forward and beats clients resend.
+                        # Refused, counted and logged by the runner; the other outputs still get theirs.
                         ack.hold()
             except Exception:
-                log.exception("routing failed for a batch of %d events", len(events))
+                log.exception("routing failed for a batch of %d events; it stays unacknowledged", len(events))
                 self.failed = self.failed or RuntimeError("routing failed")
-            finally:
-                ack.release()
+                continue
+            ack.release()
 
     def stats(self) -> dict[str, Any]:
         return {

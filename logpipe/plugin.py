@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from logpipe.buffer.settings import BUFFER_SETTINGS
+from logpipe.buffer.settings import BUFFER_SETTINGS, resolve_buffer_config
+from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
+from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.settings import Setting, coerce_settings
 
@@ -48,7 +50,12 @@ class Plugin:
             if setting.type == "codec" and isinstance(values.get(setting.name), str):
                 from logpipe.registry import create  # the registry imports this module
 
-                values[setting.name] = create("codec", values[setting.name])
+                try:
+                    values[setting.name] = create("codec", values[setting.name])
+                except ConfigError as exc:
+                    if exc.setting is not None or exc.pos is not None:
+                        raise  # the codec's own settings: already placed
+                    raise ConfigError(exc.message, setting=setting.name) from None
         self.params: dict[str, Any] = values
         cls = type(self)
         for key, value in values.items():
@@ -57,15 +64,26 @@ class Plugin:
                 setattr(self, attr, value)
         self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
         self.id: str = values.get("id") or f"{self.name}"
+        tag_setting = self._tag_setting()  # not tag_patterns(): subclasses override it with their own state
+        if tag_setting is not None:
+            try:  # checked here, where the error can name the setting; the router compiles them again
+                compile_tag_patterns(list(values[tag_setting]))
+            except ConfigError as exc:
+                raise ConfigError(exc.message, setting=tag_setting) from None
+
+    def _tag_setting(self) -> str | None:
+        """Which setting holds the tag globs: `match_tag`, or the common `match` (None if neither)."""
+        if self.params.get("match_tag"):
+            return "match_tag"
+        own = next((s for s in type(self).all_settings() if s.name == "match"), None)
+        if own is TAG_MATCH and self.params.get("match"):
+            return "match"
+        return None
 
     def tag_patterns(self) -> list[str] | None:
         """The Fluentd tag globs this filter or output is limited to, if any."""
-        if self.params.get("match_tag"):
-            return list(self.params["match_tag"])
-        own = next((s for s in type(self).all_settings() if s.name == "match"), None)
-        if own is TAG_MATCH and self.params.get("match"):
-            return list(self.params["match"])
-        return None
+        setting = self._tag_setting()
+        return None if setting is None else list(self.params[setting])
 
     @classmethod
     def all_settings(cls) -> list[Setting]:
@@ -206,6 +224,12 @@ class Output(Plugin):
     ] + BUFFER_SETTINGS
     #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).
     buffer_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        # The buffer engine resolves these again when it starts; checking them here as well is what
+        # lets `logpipe check` and the loader report a bad <buffer> value at file:line:col.
+        resolve_buffer_config(self.params, type(self).buffer_defaults)
 
     async def write(self, events: list[Event]) -> WriteResult | None:
         raise NotImplementedError

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from logpipe import registry
+from logpipe.buffer.settings import BUFFER_SETTINGS
 from logpipe.errors import ConfigError
+from logpipe.plugin import Filter, Input, Output, Plugin
 
 
 def describe_plugins(contains: str | None = None) -> str:
+    """One line a plugin and one a setting; `contains` narrows to plugin names holding it."""
     lines: list[str] = []
     for kind in registry.KINDS:
         for name in registry.known(kind):
@@ -22,8 +25,17 @@ def describe_plugins(contains: str | None = None) -> str:
                 flags = " (required)" if s.required else (f" (default {s.default!r})" if s.default not in (
                     None, [], {}) else "")
                 lines.append(f"    {s.name:<24} {s.type:<9} {s.doc}{flags}")
-    common = "common settings: id; inputs: tag, type, tags, add_field, codec, @label; filters: add_field, " \
-             "add_tag, remove_field, remove_tag, match; outputs: match, codec and the buffer settings"
     lines.append("")
-    lines.append(common)
+    lines.append(_common_settings())
     return "\n".join(lines)
+
+
+def _common_settings() -> str:
+    """Derived from the base classes' declarations, so the summary cannot drift from them."""
+    buffer = {s.name for s in BUFFER_SETTINGS}
+
+    def names(cls: type[Plugin]) -> str:
+        return ", ".join(s.name for s in cls.common_settings if s.name != "id" and s.name not in buffer)
+
+    return (f"common settings: id; inputs: {names(Input)}; filters: {names(Filter)}; "
+            f"outputs: {names(Output)} and the buffer settings")

@@ -13,25 +13,29 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from logpipe.errors import ConfigError
-from logpipe.plugin import Codec, Plugin
+from logpipe.plugin import Codec, Filter, Input, Output, Plugin
 
 GROUP = "logpipe.plugins"
-KINDS = ("input", "filter", "output", "codec")
+#: The base class a plugin of each kind must extend: the pipeline calls that base's methods.
+_BASES: dict[str, type[Plugin]] = {"input": Input, "filter": Filter, "output": Output, "codec": Codec}
+KINDS = tuple(_BASES)
 
 _extra: dict[tuple[str, str], type[Plugin]] = {}
+_cache: dict[tuple[str, str], type[Plugin]] = {}
+_eps: dict[tuple[str, str], EntryPoint] | None = None
 
 
 def _entry_points() -> dict[tuple[str, str], EntryPoint]:
-    found: dict[tuple[str, str], EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
-        kind, _, name = ep.name.partition(".")
-        if kind in KINDS and name:
-            found[(kind, name)] = ep
-    return found
-
-
-_cache: dict[tuple[str, str], type[Plugin]] = {}
-_eps: dict[tuple[str, str], EntryPoint] | None = None
+    """Every `kind.name` entry point of the group, read once per process."""
+    global _eps
+    if _eps is None:
+        found: dict[tuple[str, str], EntryPoint] = {}
+        for ep in entry_points(group=GROUP):
+            kind, _, name = ep.name.partition(".")
+            if kind in KINDS and name:
+                found[(kind, name)] = ep
+        _eps = found
+    return _eps
 
 
 def register(cls: type[Plugin]) -> type[Plugin]:
@@ -42,24 +46,19 @@ def register(cls: type[Plugin]) -> type[Plugin]:
 
 
 def known(kind: str) -> list[str]:
-    global _eps
-    if _eps is None:
-        _eps = _entry_points()
-    names = {name for (k, name) in _eps if k == kind} | {name for (k, name) in _extra if k == kind}
+    """The names of every plugin of a kind, registered or installed."""
+    names = {name for (k, name) in _entry_points() if k == kind} | {name for (k, name) in _extra if k == kind}
     return sorted(names)
 
 
 def lookup(kind: str, name: str) -> type[Plugin]:
     """The plugin class, or a ConfigError naming the known plugins of that kind."""
-    global _eps
     key = (kind, name)
     if key in _extra:
         return _extra[key]
     if key in _cache:
         return _cache[key]
-    if _eps is None:
-        _eps = _entry_points()
-    ep = _eps.get(key)
+    ep = _entry_points().get(key)
     if ep is None:
         names = known(kind)
         close = difflib.get_close_matches(name, names, n=1)
@@ -69,17 +68,21 @@ def lookup(kind: str, name: str) -> type[Plugin]:
         cls = ep.load()
     except ImportError as exc:
         raise ConfigError(f"{kind} plugin '{name}' could not be loaded: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Plugin) and cls.kind == kind):
-        raise ConfigError(f"entry point {ep.name} = {ep.value} is not a logpipe {kind} plugin")
+    base = _BASES[kind]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"entry point {ep.name} = {ep.value} is not a logpipe {kind} plugin "
+                          f"(a subclass of logpipe.plugin.{base.__name__})")
     _cache[key] = cls
     return cls
 
 
 def create(kind: str, name: str, **settings: Any) -> Plugin:
+    """A plugin instance from its kind, name and settings (ConfigError for any mistake)."""
     return lookup(kind, name)(**settings)
 
 
 def create_codec(name: str, **settings: Any) -> Codec:
+    """`create` for codecs, typed: `lookup` guarantees the class extends Codec."""
     codec = create("codec", name, **settings)
     assert isinstance(codec, Codec)
     return codec

@@ -66,6 +66,10 @@ def coerce_value(setting: Setting, value: Any) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"setting '{name}' expects {expected}, got {_describe(value)}", setting=name)
 
+    from logpipe.plugin import Codec, Plugin  # plugin.py imports this module
+
+    if isinstance(value, Plugin) and kind not in ("codec", "any"):
+        raise bad("a value, not a plugin block")
     text = str(value) if _is_text(value) else None
     if kind in ("string", "path"):
         if isinstance(value, (list, dict)) or value is None:
@@ -128,7 +132,11 @@ def coerce_value(setting: Setting, value: Any) -> Any:
             if not m:
                 raise bad("a size such as 1024, \"8MB\", \"1g\"")
             result = int(float(m.group(1)) * _BYTE_UNITS[m.group(2).lower()])
-    else:  # any, codec (the loader resolves codecs)
+    elif kind == "codec":  # a name (Plugin.__init__ builds it) or a codec built from a nested block
+        if not isinstance(value, (str, Codec)):
+            raise bad("a codec name such as json")
+        result = value
+    else:  # any
         result = value
     if setting.choices is not None and result not in setting.choices:
         allowed = ", ".join(repr(c) for c in setting.choices)
@@ -153,8 +161,12 @@ def coerce_settings(cls: type[Plugin], raw: dict[str, Any]) -> dict[str, Any]:
             )
         setting = by_name.get(target)
         if setting is None:
-            raise ConfigError(_unknown_setting_message(cls, key), setting=key)
-        values[target] = value if setting.type == "codec" else coerce_value(setting, value)
+            raise ConfigError(_unknown_setting_message(cls, key), setting=key, at_name=True)
+        try:
+            values[target] = coerce_value(setting, value)
+        except ConfigError as exc:
+            exc.setting = key  # the name as written (it may be an alias), so the loader finds its position
+            raise
     for setting in declared:
         if setting.name not in values:
             if setting.required:
@@ -187,6 +199,10 @@ def _is_text(value: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
+    from logpipe.plugin import Plugin
+
+    if isinstance(value, Plugin):
+        return f"a {value.kind} block '{value.name}'"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):

@@ -16,7 +16,7 @@ import re
 import time as _time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from logpipe.errors import ConfigError
@@ -67,13 +67,16 @@ def resolve_zone(tz: str | None) -> timezone | ZoneInfo | None:
     text = tz.strip()
     m = _OFFSET_RE.match(text)
     if m:
-        secs = int(m.group(2)) * 3600 + int(m.group(3) or 0) * 60
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        if hours > 23 or minutes > 59:
+            raise ConfigError(f"time zone offset {tz!r} is out of range (at most ±23:59)", setting="timezone")
+        secs = hours * 3600 + minutes * 60
         if secs == 0:
             return None
         return timezone(timedelta(seconds=-secs if m.group(1) == "-" else secs))
     try:
         return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a tzdata folder such as "Europe"
         raise ConfigError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Paris' or an offset "
                           f"such as '+01:00')", setting="timezone") from exc
 
@@ -264,7 +267,7 @@ def _zone_name(b: _Broken) -> str:
 
 def _format_part(letter: str, count: int, lang: str, java: bool) -> Callable[[_Broken], str]:
     """One pattern letter as a function of the broken-down time."""
-    if java:  # java.time (used by sprintf's %{{...}}): Y is week-based year, u the year, X/x offsets
+    if java:  # java.time (used by sprintf's %{{...}}): Y is the week-based year, u the year
         if letter == "Y":
             letter = "x"
         elif letter == "u":
@@ -740,18 +743,22 @@ def _simple_parser(fullmatch: Callable[[str], re.Match[str] | None], fields: lis
     return parse_fraction
 
 
+#: A zone id seen in the text: its assembler, None for UTC, False when unknown.
+_ZoneLookup = _Assembler | Literal[False] | None
+
+
 def _general_assembler(fields: list[tuple[str, int]], months: dict[str, int],
                        asm: _Assembler) -> Callable[[tuple[str, ...]], int | None]:
     """Every other letter: 12-hour clocks, day of year, week dates, zone ids and names."""
     has_year = any(k in ("y", "Y", "u") for k, _ in fields)
-    zones: dict[str, Any] = {}
+    zones: dict[str, _ZoneLookup] = {}
 
     def assemble(g: tuple[str, ...]) -> int | None:
         y = mo = d = doy = weekyear = week = dow = -1
         h = mi = s = frac = 0
         pm = False
         offset: int | None = None
-        zone_override: Any = None
+        zone_asm: _Assembler | None = None
         for (kind, count), v in zip(fields, g, strict=True):
             if kind in ("y", "Y", "u"):
                 y = _pivot_year(int(v)) if count == 2 else int(v)
@@ -784,9 +791,13 @@ def _general_assembler(fields: list[tuple[str, int]], months: dict[str, int],
                 if offset is None:
                     return None
             elif kind == "Z":
-                zone_override = _lookup_zone(v, zones)
-                if zone_override is False:
+                found = _lookup_zone(v, zones)
+                if found is False:
                     return None
+                if found is None:  # a UTC id in the text beats the configured default zone
+                    offset = 0
+                else:
+                    zone_asm = found
             elif kind == "z":
                 offset = _ZONE_ABBREV.get(v.upper())
                 if offset is None:
@@ -807,24 +818,27 @@ def _general_assembler(fields: list[tuple[str, int]], months: dict[str, int],
             y, mo, d = civil_from_days(days_from_civil(y, 1, 1) + doy - 1)
         mo = 1 if mo < 0 else mo
         d = 1 if d < 0 else d
-        if zone_override is not None:
-            return _Assembler(zone_override).to_ns(y, mo, d, h, mi, s, frac, None)
+        if zone_asm is not None:
+            return zone_asm.to_ns(y, mo, d, h, mi, s, frac, None)
         return asm.to_ns(y, mo, d, h, mi, s, frac, offset)
 
     return assemble
 
 
-def _lookup_zone(name: str, cache: dict[str, Any]) -> Any:
-    """A zone id written in the text (`ZZZ`): a tzinfo, None for UTC, False when unknown."""
+def _lookup_zone(name: str, cache: dict[str, _ZoneLookup]) -> _ZoneLookup:
+    """A zone id written in the text (`ZZZ`): an assembler for that zone (kept, so its offset
+    cache serves later lines), None for UTC, False when unknown."""
     if name in cache:
         return cache[name]
     try:
-        zone: Any = resolve_zone(name)
+        zone = resolve_zone(name)
     except ConfigError:
-        zone = False
+        found: _ZoneLookup = False
+    else:
+        found = None if zone is None else _Assembler(zone)
     if len(cache) < 1024:
-        cache[name] = zone
-    return zone
+        cache[name] = found
+    return found
 
 
 def compile_joda_parser(pattern: str, tz: str | None = None,

@@ -33,7 +33,7 @@ class JsonCodec(Codec):
                 value = None
             if isinstance(value, dict):
                 records.append(value)
-            elif value is not None and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
                 records.extend(value)
             else:
                 self._failures.inc()

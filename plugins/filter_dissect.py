@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref, set_field
+from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref, runtime_ref, set_field
 from logpipe.plugin import Filter, Setting
 
 _FIELD = re.compile(r"%\{([^}]*)\}")
@@ -197,7 +197,7 @@ class DissectFilter(Filter):
                     if put is not None:
                         put(ev, value)
                     else:
-                        set_field(ev, name, value)
+                        set_field(ev, runtime_ref(name), value)
             if ok and self._conversions:
                 ok = self._convert(ev)
             if not ok:

@@ -59,6 +59,7 @@ from logpipe.fields import (
     has_sprintf,
     parse_ref,
     render_value,
+    runtime_ref,
     set_field,
 )
 from logpipe.plugin import Filter, Setting
@@ -464,8 +465,8 @@ def _rename_step(src: str, dst: str) -> Step:
         return rename
 
     def rename_dynamic(ev: Event) -> bool:
-        s = src_name if isinstance(src_name, str) else src_name(ev)
-        d = dst_name if isinstance(dst_name, str) else dst_name(ev)
+        s = src_name if isinstance(src_name, str) else runtime_ref(src_name(ev))
+        d = dst_name if isinstance(dst_name, str) else runtime_ref(dst_name(ev))
         if s != d:
             v = delete_field(ev, s)
             if v is not MISSING:

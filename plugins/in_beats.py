@@ -18,16 +18,16 @@ import time as _time
 from typing import Any, ClassVar
 
 from logpipe.event import Event
-from logpipe.plugin import Input, InputContext, Setting
+from logpipe.plugin import Setting
 from logpipe.timefmt import parse_iso8601
 from logpipe_plugins.beats_protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
-from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
-from logpipe_plugins.forward_tls import server_context
+from logpipe_plugins.net_server import ProtocolError, ServerInput
+from logpipe_plugins.net_tls import server_context
 
 _READ_SIZE = 1 << 18
 
 
-class BeatsInput(Input):
+class BeatsInput(ServerInput):
     name = "beats"
     doc = "Lumberjack v2 server (Filebeat, Winlogbeat, Metricbeat … → logpipe)"
     settings: ClassVar[list[Setting]] = [
@@ -68,32 +68,14 @@ class BeatsInput(Input):
             ssl_ctx = server_context(
                 self.ssl_certificate, self.ssl_key, self.ssl_certificate_authorities or None,
                 self.ssl_client_authentication, cert_setting="ssl_certificate",
+                ca_setting="ssl_certificate_authorities",
             )
-        self._server = ConnectionServer(
-            self._connection, self.host, self.port, ssl_context=ssl_ctx,
-            max_connections=self.max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
-        )
-        self._ctx: InputContext | None = None
+        self._listen(self.host, self.port, ssl_ctx, self.max_connections)
         self._tag = self.event_tag
         self._seconds: dict[str, int | None] = {}
 
-    @property
-    def bound_port(self) -> int:
-        return self._server.port
-
-    async def start(self) -> None:
-        await self._server.bind()
-
-    async def run(self, ctx: InputContext) -> None:
-        self._ctx = ctx
-        await self._server.serve()
-
-    async def close(self) -> None:
-        await self._server.close()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        conn = _Connection(self, writer, peer[0] if isinstance(peer, tuple) else str(peer))
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
+        conn = _Connection(self, writer, address)
         keepalive = asyncio.create_task(conn.keepalive(self.ack_keepalive_interval))
         try:
             await conn.read(reader)
@@ -120,7 +102,6 @@ class BeatsInput(Input):
         else:
             tag = self._tag
         return Event(tag, ns, payload, meta)
-
 
     def _timestamp(self, text: str) -> int | None:
         """Beats write `YYYY-MM-DDTHH:MM:SS.mmmZ`: the seconds part repeats across a window,

@@ -28,7 +28,7 @@ import msgpack
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.plugin import AckCallback, Input, InputContext, Setting
+from logpipe.plugin import AckCallback, Setting
 from logpipe_plugins.forward_protocol import (
     NS,
     TooLarge,
@@ -44,14 +44,14 @@ from logpipe_plugins.forward_protocol import (
     to_bytes,
     wants_tls,
 )
-from logpipe_plugins.forward_server import ConnectionServer, ProtocolError
-from logpipe_plugins.forward_tls import server_context
+from logpipe_plugins.net_server import ProtocolError, ServerInput
+from logpipe_plugins.net_tls import server_context
 
 _READ_SIZE = 1 << 18
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)
 
 
-class ForwardInput(Input):
+class ForwardInput(ServerInput):
     name = "forward"
     doc = "Fluentd forward protocol server (Fluentd, Fluent Bit, fluent-logger, Docker)"
     settings: ClassVar[list[Setting]] = [
@@ -115,14 +115,10 @@ class ForwardInput(Input):
         if self.tls:
             ssl_ctx = server_context(
                 self.tls_cert_path, self.tls_private_key_path, self.tls_ca_path,
-                "required" if self.tls_client_cert_auth else "none",
+                "required" if self.tls_client_cert_auth else "none", ca_setting="tls_ca_path",
             )
         self._prefix = f"{self.add_tag_prefix}." if self.add_tag_prefix else ""
-        self._server = ConnectionServer(
-            self._connection, self.bind, self.port, ssl_context=ssl_ctx,
-            max_connections=self.max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
-        )
-        self._ctx: InputContext | None = None
+        self._listen(self.bind, self.port, ssl_ctx, self.max_connections)
 
     def _fluentd_sections(self) -> None:
         """Fluentd writes the handshake and TLS options in <security> and <transport tls>."""
@@ -138,26 +134,9 @@ class ForwardInput(Input):
             self.tls_ca_path = self.tls_ca_path or tls.get("ca_path")
             self.tls_client_cert_auth = self.tls_client_cert_auth or str(tls.get("client_cert_auth")) == "true"
 
-    @property
-    def bound_port(self) -> int:
-        """The listening port (differs from `port` when that is 0)."""
-        return self._server.port
-
-    async def start(self) -> None:
-        await self._server.bind()
-
-    async def run(self, ctx: InputContext) -> None:
-        self._ctx = ctx
-        await self._server.serve()
-
-    async def close(self) -> None:
-        await self._server.close()
-
     # ---- one connection ----------------------------------------------------------
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        address = peer[0] if isinstance(peer, tuple) else str(peer)
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         unpacker = new_unpacker(self.chunk_size_limit + _READ_SIZE, keep_raw_strings=True)
         messages = _messages(reader, unpacker, self.chunk_size_limit)
         if self.shared_key:

@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 
 from logpipe.event import Event
 from logpipe.plugin import Input, InputContext, Setting
 
 CHUNK = 1 << 16
+#: An unterminated line is cut into events of this size rather than held whole: input
+#: without newlines (a binary stream) must not grow memory without bound.
+MAX_LINE = 1 << 20
 
 
 class StdinInput(Input):
@@ -24,21 +29,23 @@ class StdinInput(Input):
 
     async def run(self, ctx: InputContext) -> None:
         fd = self.params["fd"] if self.params["fd"] is not None else sys.stdin.fileno()
-        loop = asyncio.get_running_loop()
         tag = self.event_tag
         hostname = socket.gethostname()
         codec = self.params["codec"]
         pending = b""
         while True:
-            chunk = await loop.run_in_executor(None, os.read, fd, CHUNK)
+            chunk = await _read(fd)
             if chunk:
                 data = pending + chunk
                 cut = data.rfind(b"\n")
-                if cut < 0:
+                if cut < 0 and len(data) < MAX_LINE:
                     pending = data
                     continue
-                pending = data[cut + 1:]
-                raw_lines = data[:cut].split(b"\n")
+                if cut < 0:
+                    raw_lines, pending = [data], b""
+                else:
+                    pending = data[cut + 1:]
+                    raw_lines = data[:cut].split(b"\n")
             else:
                 if not pending:
                     return
@@ -52,3 +59,30 @@ class StdinInput(Input):
             await ctx.emit(batch, None)
             if not chunk:
                 return
+
+
+async def _read(fd: int) -> bytes:
+    """os.read in a daemon thread of its own, not the loop's executor: a read blocked on an
+    idle terminal or pipe cannot be interrupted, and asyncio.run joins the executor's threads
+    at exit, so a stop (SIGTERM) would hang until the next line arrived."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bytes] = loop.create_future()
+
+    def deliver(data: bytes | None, exc: BaseException | None) -> None:
+        if future.done():
+            return  # the input was cancelled meanwhile
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(data or b"")
+
+    def work() -> None:
+        try:
+            data, exc = os.read(fd, CHUNK), None
+        except OSError as error:
+            data, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop closed while we were blocked
+            loop.call_soon_threadsafe(deliver, data, exc)
+
+    threading.Thread(target=work, name="logpipe-stdin", daemon=True).start()
+    return await future

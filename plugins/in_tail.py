@@ -75,6 +75,7 @@ _SHARED_SETTINGS = [
     Setting("parse", "hash", doc="Fluentd <parse> section (@type none|json|regexp|multiline|<format>)"),
     Setting("batch_size", "int", 2048, doc="maximum events per emitted batch"),
     Setting("save_interval", "duration", 1.0, doc="how often acknowledged positions are written"),
+    Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
 ]
 
 
@@ -89,7 +90,6 @@ class TailInput(Input):
         Setting("read_from_head", "bool", False, doc="read files found at start from the beginning"),
         Setting("pos_file", "path", doc="position file (default: under the state dir); /dev/null: none"),
         Setting("refresh_interval", "duration", 5.0, doc="how often the globs are expanded again"),
-        Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
         Setting("limit_recently_modified", "duration", doc="Fluentd's name for ignore_older"),
     ]
 
@@ -102,16 +102,31 @@ class TailInput(Input):
 
     def options(self, ctx: InputContext) -> TailOptions:
         p = self.params
+        return self._options(
+            ctx,
+            excludes=p["exclude_path"],
+            read_from_head=p["read_from_head"],
+            pos_file=p["pos_file"],
+            refresh_interval=p["refresh_interval"],
+            ignore_older=p["ignore_older"] if p["ignore_older"] is not None else p["limit_recently_modified"],
+            save_interval=p["save_interval"],
+        )
+
+    def _options(self, ctx: InputContext, *, excludes: list[Any], read_from_head: bool, pos_file: str | None,
+                 refresh_interval: float, ignore_older: float | None, save_interval: float) -> TailOptions:
+        """The engine's options from the settings both names share, plus the ones each
+        spells its own way (passed in)."""
+        p = self.params
         return TailOptions(
             paths=self._paths,
-            excludes=[str(x) for x in p["exclude_path"]],
+            excludes=[str(x) for x in excludes],
             tag=p["tag"] or self.name,
-            read_from_head=p["read_from_head"],
-            pos_file=_pos_file(p["pos_file"], ctx, self._paths),
-            refresh_interval=p["refresh_interval"],
+            read_from_head=read_from_head,
+            pos_file=_pos_file(pos_file, ctx, self._paths),
+            refresh_interval=refresh_interval,
             stat_interval=p["stat_interval"],
             rotate_wait=p["rotate_wait"],
-            ignore_older=p["ignore_older"] if p["ignore_older"] is not None else p["limit_recently_modified"],
+            ignore_older=ignore_older,
             max_line_size=p["max_line_size"],
             skip_long_lines=p["max_line_action"] == "skip",
             encoding=self._encoding,
@@ -120,7 +135,7 @@ class TailInput(Input):
             timer=self._timer,
             decorate=self.decorator(),
             batch_size=p["batch_size"],
-            save_interval=p["save_interval"],
+            save_interval=save_interval,
         )
 
     def decorator(self) -> Decorate | None:
@@ -155,35 +170,26 @@ class FileInput(TailInput):
                 doc="where files seen at start are read from when no position is saved"),
         Setting("sincedb_path", "path", doc="position file (default: under the state dir); /dev/null: none"),
         Setting("sincedb_write_interval", "duration", doc="Logstash's name for save_interval"),
-        Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
         Setting("discover_interval", "int", 15, doc="expand the globs every this many stat_intervals"),
         Setting("mode", "string", "tail", choices=("tail",), doc="only tail mode is supported"),
         Setting("ecs_compatibility", "string", "v8", choices=("disabled", "v1", "v8"),
                 doc="field layout: [log][file][path]/[host][name] (v1, v8) or path/host (disabled)"),
     ]
 
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        if self.params["discover_interval"] < 1:  # here, not in run: `logpipe check` only builds plugins
+            raise ConfigError("setting 'discover_interval' must be at least 1", setting="discover_interval")
+
     def options(self, ctx: InputContext) -> TailOptions:
         p = self.params
-        if p["discover_interval"] < 1:
-            raise ConfigError("setting 'discover_interval' must be at least 1", setting="discover_interval")
-        return TailOptions(
-            paths=self._paths,
-            excludes=[str(x) for x in p["exclude"]],
-            tag=p["tag"] or self.name,
+        return self._options(
+            ctx,
+            excludes=p["exclude"],
             read_from_head=p["start_position"] == "beginning",
-            pos_file=_pos_file(p["sincedb_path"], ctx, self._paths),
+            pos_file=p["sincedb_path"],
             refresh_interval=p["discover_interval"] * p["stat_interval"],
-            stat_interval=p["stat_interval"],
-            rotate_wait=p["rotate_wait"],
             ignore_older=p["ignore_older"],
-            max_line_size=p["max_line_size"],
-            skip_long_lines=p["max_line_action"] == "skip",
-            encoding=self._encoding,
-            multiline=self._multiline,
-            parser=self._parser,
-            timer=self._timer,
-            decorate=self.decorator(),
-            batch_size=p["batch_size"],
             save_interval=p["sincedb_write_interval"] or p["save_interval"],
         )
 

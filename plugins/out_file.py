@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from typing import IO
@@ -40,16 +41,25 @@ class FileOutput(Output):
         render = self._path
         for ev in events:
             groups.setdefault(render(ev), []).append(ev)
-        try:
-            for path, group in groups.items():
+        for path, group in groups.items():
+            try:
                 fh = self._open(path)
                 fh.write(self._codec.encode(group))
                 fh.flush()
                 if self.params["fsync"]:
                     os.fsync(fh.fileno())
-        except OSError as exc:
-            raise RetryableError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+            except OSError as exc:
+                # The retry reopens the file: a handle that failed (a remounted or full disk)
+                # may keep failing. exc.filename is unset for write errors, hence `path`.
+                self._forget(path)
+                raise RetryableError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return None
+
+    def _forget(self, path: str) -> None:
+        fh = self._files.pop(path, None)
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
 
     def _open(self, path: str) -> IO[bytes]:
         fh = self._files.get(path)

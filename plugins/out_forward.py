@@ -39,7 +39,7 @@ from logpipe_plugins.forward_protocol import (
     to_bytes,
     wants_tls,
 )
-from logpipe_plugins.forward_tls import client_context
+from logpipe_plugins.net_tls import client_context
 
 _SERVER_SPEC = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+)(?::(?P<weight>\d+))?)?")
 
@@ -85,6 +85,11 @@ class _Connection:
             if not data:
                 raise ConnectionError("server closed the connection")
             self.unpacker.feed(data)
+
+    def stale(self) -> bool:
+        """The server closed this kept-alive connection (restart, idle timeout): a chunk
+        written to it would be lost without a trace when no ack is required."""
+        return self.reader.at_eof() or self.writer.is_closing()
 
     def close(self) -> None:
         self.writer.close()
@@ -258,8 +263,7 @@ class ForwardOutput(Output):
         """Healthy primaries in a weighted random order (Efraimidis–Spirakis), then standbys."""
         now = _time.monotonic()
         usable = [s for s in self.servers if s.weight > 0 and s.available(now)]
-        ordered = sorted(usable, key=lambda s: (s.standby, -(random.random() ** (1.0 / s.weight))))
-        return ordered
+        return sorted(usable, key=lambda s: (s.standby, -(random.random() ** (1.0 / s.weight))))
 
     def _mark_down(self, server: _Server, exc: BaseException) -> None:
         if server.healthy:
@@ -268,7 +272,7 @@ class ForwardOutput(Output):
         server.down_until = _time.monotonic() + self.recover_wait
 
     async def _send(self, server: _Server, messages: list[bytes], chunk_ids: list[str]) -> None:
-        conn = server.idle.pop() if server.idle else await self._connect(server)
+        conn = self._idle_connection(server) or await self._connect(server)
         try:
             try:
                 async with asyncio.timeout(self.send_timeout):
@@ -286,6 +290,15 @@ class ForwardOutput(Output):
         else:
             conn.close()
         server.healthy = True
+
+    @staticmethod
+    def _idle_connection(server: _Server) -> _Connection | None:
+        while server.idle:
+            conn = server.idle.pop()
+            if not conn.stale():
+                return conn
+            conn.close()
+        return None
 
     async def _await_acks(self, conn: _Connection, chunk_ids: list[str]) -> None:
         waiting = set(chunk_ids)

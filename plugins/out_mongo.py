@@ -24,6 +24,7 @@ from pymongo.errors import (
     CollectionInvalid,
     ConfigurationError,
     DocumentTooLarge,
+    InvalidName,
     PyMongoError,
 )
 from pymongo.uri_parser import parse_uri
@@ -43,6 +44,8 @@ TRANSIENT_CODES = frozenset({
 })
 
 Doc = dict[str, Any]
+#: Characters MongoDB refuses in a database name (pymongo checks the same list).
+_DATABASE_FORBIDDEN = frozenset(' ./\\"$\x00')
 
 
 class MongoOutput(Output):
@@ -78,6 +81,11 @@ class MongoOutput(Output):
         self._database = p["database"] or _uri_database(self._uri)
         if not self._database:
             raise ConfigError("no database: set 'database' or name one in the uri", setting="database")
+        bad = _DATABASE_FORBIDDEN.intersection(self._database)
+        if bad:
+            # pymongo would only refuse it in start(), after `logpipe check` said yes.
+            raise ConfigError(f"database name {self._database!r} cannot contain {''.join(sorted(bad))!r}",
+                              setting="database")
         if p["capped"] and not p["capped_size"]:
             raise ConfigError("capped collections need capped_size", setting="capped_size")
         if p["tag_mapped"]:
@@ -178,7 +186,13 @@ class MongoOutput(Output):
                       retry: list[int], failed: list[tuple[int, str]]) -> None:
         """Insert one collection's documents, sorting each into delivered / retry / failed.
         Raises RetryableError when the insert as a whole failed."""
-        collection = await self._collection_named(name)
+        try:
+            collection = await self._collection_named(name)
+        except InvalidName as exc:
+            # A name rendered from the event (`%{field}`, the tag) that MongoDB refuses: retrying
+            # would block the chunk for good, so these documents go to the dead-letter route.
+            failed.extend((pos, f"invalid collection name {name!r}: {exc}") for pos in positions)
+            return
         try:
             await collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -230,6 +244,8 @@ class MongoOutput(Output):
             return collection
         assert self._db is not None
         p = self.params
+        # First, so that an invalid name raises InvalidName rather than a server error.
+        collection = self._db.get_collection(name, write_concern=self._write_concern)
         if p["capped"]:
             options: Doc = {"capped": True, "size": p["capped_size"]}
             if p["capped_max"]:
@@ -240,7 +256,6 @@ class MongoOutput(Output):
                 pass  # it exists already: keep it as it is, as Fluentd does
             except PyMongoError as exc:
                 raise RetryableError(f"cannot create capped collection {name}: {exc}") from exc
-        collection = self._db.get_collection(name, write_concern=self._write_concern)
         if len(self._collections) >= 1024:
             self._collections.clear()
         self._collections[name] = collection

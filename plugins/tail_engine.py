@@ -112,12 +112,14 @@ class Tailer:
 
     def discover(self, initial: bool) -> None:
         now_wall = time.time()
+        seen: set[Key] = set()
         for path in self.matcher.scan():
             try:
                 st = os.stat(path)
             except OSError:
                 continue
             key = (st.st_dev, st.st_ino)
+            seen.add(key)
             f = self.files.get(key)
             if f is not None:
                 if f.path != path or f.rotated_at is not None:
@@ -128,6 +130,8 @@ class Tailer:
                 self.ignored.setdefault(key, st.st_size)
                 continue
             self.open(path, from_head=not initial)
+        if self.ignored.keys() - seen:  # ignored files gone from the globs: forget them (bounded)
+            self.ignored = {k: v for k, v in self.ignored.items() if k in seen}
         if initial:
             self.recover_rotated()
 
@@ -435,7 +439,8 @@ class Tailer:
         if final:
             rest, dropped, overlong = f.splitter.take_rest()
             if rest or dropped:
-                await self.process(f, [rest], dropped, overlong)
+                # `process` counts a newline after every line; none follows this one.
+                await self.process(f, [rest], dropped - 1, overlong)
         if f.multiline is not None and f.multiline.pending:
             joined, _ = f.multiline.flush()
             f.consumed = f.scan_pos
@@ -478,6 +483,7 @@ class Tailer:
             self.dirty = False
             return
         self.dirty = False
+        self.forget_released()
         positions = [f.position() for f in self.files.values()]
         positions += [f.position() for f in self.released.values()]
         positions += [p for p in self.stored.values() if _still_there(p)]
@@ -486,6 +492,15 @@ class Tailer:
         except OSError as exc:
             self.dirty = True
             log.error("cannot save positions to %s: %s", self.opts.pos_file, exc)
+
+
+    def forget_released(self) -> None:
+        """A file let go after rotation is forgotten once its last batch is acknowledged
+        and its old path names another file (as Fluentd compacts its pos_file): otherwise
+        every rotation would add an entry kept in memory and written by every save."""
+        for key, f in list(self.released.items()):
+            if f.rotated_at is not None and not f.acks.pending and not _still_there(f.position()):
+                del self.released[key]
 
 
 def _still_there(p: Position) -> bool:

@@ -89,7 +89,8 @@ async def test_generator_lines_count_and_codec(state_dir: str) -> None:
 
 
 async def test_file_output_sprintf_paths_and_reopen_after_delete(tmp_path: Path, state_dir: str) -> None:
-    out = registry.create("output", "file", path=str(tmp_path / "%{kind}" / "%{+YYYY-MM-dd}.log"))
+    out = registry.create("output", "file", path=str(tmp_path / "%{kind}" / "%{+YYYY-MM-dd}.log"),
+                          flush_interval=0)  # each delivered() would otherwise wait out the 1s default
     async with Pipeline(outputs=[out], state_dir=state_dir) as pipeline:  # type: ignore[list-item]
         for kind in ("a", "b", "a"):
             await pipeline.delivered(await pipeline.emit("t", {"kind": kind}, time=EVENT_TIME))
@@ -105,3 +106,36 @@ def test_file_output_requires_path_and_rejects_parent_traversal() -> None:
         registry.create("output", "file")
     with pytest.raises(ConfigError, match=r"\.\."):
         registry.create("output", "file", path="/var/log/../etc/x")
+
+
+async def test_file_output_write_error_names_the_file_and_drops_the_handle() -> None:
+    from logpipe.plugin import RetryableError
+
+    out = registry.create("output", "file", path="/dev/full")
+    with pytest.raises(RetryableError, match="cannot write /dev/full: No space left on device"):
+        await out.write([Event("t", EVENT_TIME, {"n": 1})])  # type: ignore[attr-defined]
+    assert not out._files  # type: ignore[attr-defined]  # the retry opens the file afresh
+
+
+async def test_stdin_cuts_input_without_newlines_into_bounded_events(state_dir: str) -> None:
+    from logpipe_plugins.in_stdin import MAX_LINE
+
+    read_fd, write_fd = os.pipe()
+    data = b"x" * (2 * MAX_LINE + 10)
+
+    def writer() -> None:
+        with os.fdopen(write_fd, "wb") as f:
+            f.write(data)
+
+    import threading
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    sink = CollectOutput()
+    pipeline = Pipeline(inputs=[registry.create("input", "stdin", fd=read_fd)],  # type: ignore[list-item]
+                        outputs=[sink], state_dir=state_dir)
+    assert await pipeline.run() == 0
+    thread.join()
+    os.close(read_fd)
+    sizes = [len(ev.record["message"]) for ev in sink.events]
+    assert sum(sizes) == len(data) and max(sizes) < MAX_LINE + (1 << 16)

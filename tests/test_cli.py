@@ -122,3 +122,28 @@ def test_seed_grok_mutate_split_example(tmp_path: Path) -> None:
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["users"] == ["jose", "pedro", "maria"] and first["t"] == "2024-01-23 10:00:00"
     assert "users" not in second and second["tags"] == ["_grokparsefailure"]
+
+
+def test_sigterm_stops_a_stdin_pipeline_whose_stdin_stays_open(tmp_path: Path) -> None:
+    """The blocked read of an idle stdin must not keep the process alive after the drain."""
+    import signal
+    import time
+
+    out = tmp_path / "out.log"
+    cfg = f'input {{ stdin {{ }} }} output {{ file {{ path => "{out}" flush_interval => 0 }} }}'
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe.cli", "run", "--no-http", "--state-dir", str(tmp_path),
+                             "-e", cfg], stdin=subprocess.PIPE, stderr=(tmp_path / "err.log").open("wb"), cwd=REPO)
+    assert proc.stdin is not None
+    proc.stdin.write(b"first\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while (not out.exists() or not out.read_bytes().endswith(b"\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(timeout=20)  # not communicate(): that would close stdin (EOF)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert status == 0, (tmp_path / "err.log").read_text()
+    assert json.loads(out.read_text())["message"] == "first"

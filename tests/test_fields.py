@@ -136,6 +136,15 @@ def test_setter_list_index() -> None:
     assert e.record["arr"] == ["one", 2, {"k": 9}, "appended"]
 
 
+def test_setter_replaces_list_addressed_by_name() -> None:
+    # A non-numeric key cannot address a list: the list gives way to a dict, the value is kept.
+    e = ev({"arr": [1, 2], "nested": [[1], {"a": 1}]})
+    compile_setter("[arr][k]")(e, 5)
+    compile_setter("[nested][0][name]")(e, "x")
+    compile_setter("[nested][1][a]")(e, 2)
+    assert e.record == {"arr": {"k": 5}, "nested": [{"name": "x"}, {"a": 2}]}
+
+
 def test_setter_metadata() -> None:
     e = ev()
     compile_setter("[@metadata][a][b]")(e, 1)
@@ -336,3 +345,23 @@ def test_remove_tag_on_scalar_tags() -> None:
 def test_decorator_bad_field_name() -> None:
     with pytest.raises(ConfigError):
         build_decorator({"[a][b": "x"}, [], [], [])
+
+
+def test_remove_tag_ignores_unhashable_tags() -> None:
+    deco = build_decorator({}, [], [], ["a", "%{kind}"])
+    assert deco is not None
+    e = ev({"kind": "b", "tags": ["a", {"x": 1}, ["y"], "b", "c"]})
+    deco(e)
+    assert e.record["tags"] == [{"x": 1}, ["y"], "c"]
+    scalar = ev({"kind": "b", "tags": {"not": "a list"}})
+    deco(scalar)
+    assert scalar.record["tags"] == {"not": "a list"}
+
+
+def test_rendered_field_name_that_is_no_reference_is_a_plain_key() -> None:
+    # The name comes from event data: a malformed reference must not fail the batch.
+    deco = build_decorator({"f_%{name}": "v"}, [], ["r_%{name}"], [])
+    assert deco is not None
+    e = ev({"name": "a]", "r_a]": 1})
+    deco(e)
+    assert e.record == {"name": "a]", "f_a]": "v"}

@@ -84,3 +84,13 @@ def test_batch() -> None:
 def test_bad_settings(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         DissectFilter(**settings)
+
+
+def test_a_key_from_the_event_that_is_no_valid_reference_is_a_plain_key() -> None:
+    """`%{&key}` names come from event data: a malformed one must not fail the batch."""
+    from logpipe.event import Event
+    from logpipe_plugins.filter_dissect import DissectFilter
+
+    f = DissectFilter(mapping={"message": "%{?k}=%{&k}"})
+    [ev] = f.filter([Event("t", 1, {"message": "a]=1"})])
+    assert ev.record["a]"] == "1"

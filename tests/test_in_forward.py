@@ -434,3 +434,17 @@ async def test_fluentd_security_and_transport_sections(tmp_path: Path) -> None:
         pong, reader, writer = await handshake(inp.bound_port, "k", "b", "2", ssl.create_default_context(cafile=cert))
         assert pong[1] is True
         writer.close()
+
+
+def test_tls_errors_name_the_setting_to_fix(tmp_path: Path) -> None:
+    from logpipe.errors import ConfigError
+    from logpipe_plugins.in_beats import BeatsInput
+
+    cert, key = make_certs(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        ForwardInput(tls=True, tls_cert_path=cert, tls_private_key_path=key, tls_client_cert_auth=True)
+    assert err.value.setting == "tls_ca_path"
+    with pytest.raises(ConfigError) as err:
+        BeatsInput(ssl_enabled=True, ssl_certificate=cert, ssl_key=key, ssl_client_authentication="required",
+                   ssl_certificate_authorities=[str(tmp_path / "missing.pem")])
+    assert err.value.setting == "ssl_certificate_authorities"

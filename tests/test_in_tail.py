@@ -600,3 +600,51 @@ async def test_a_line_read_again_after_a_restart_keeps_its_origin(tmp_path: Path
     after = {ev.record["message"]: ev.meta["_origin"] for ev in again.collector.events}
     assert len(after) == 4300 and all(before[m] == origin for m, origin in after.items())
     assert len(set(before.values())) == 5000
+
+
+async def test_unterminated_last_line_of_a_released_file_commits_its_exact_end(tmp_path: Path) -> None:
+    """A file rotated out of the glob is released with its unterminated last line emitted;
+    the committed offset is the file's size, so a restart does not read it again."""
+    log = tmp_path / "app.log"
+    append(log, numbered(0, 100) + b"line 100")
+    run = start(tmp_path, path=str(log), read_from_head=True)
+    await run.collector.wait_for(100)
+    os.rename(log, tmp_path / "app.log.1")
+    write_lines(log, 101, 1)
+    await run.collector.wait_for(102)
+    await wait_until(lambda: open_fds_to(str(tmp_path / "app.log.1")) == 0)
+    await run.stop()
+    expect_exact(run.collector.messages(), 0, 102)
+    again = start(tmp_path, path=str(log))
+    write_lines(log, 102, 1)
+    await again.collector.wait_for(1)
+    await sentinel(again, log, 1)
+    await again.stop()
+    assert again.collector.messages() == ["line 102"]
+
+
+def test_discover_interval_is_checked_when_the_input_is_built() -> None:
+    with pytest.raises(ConfigError) as err:
+        FileInput(path="/x", discover_interval=0)
+    assert err.value.setting == "discover_interval"
+
+
+async def test_files_let_go_after_rotation_are_forgotten_once_acknowledged(tmp_path: Path) -> None:
+    """One position entry per rotation would grow without bound in a long-running daemon."""
+    log = tmp_path / "app.log"
+    write_lines(log, 0, 10)
+    run = start(tmp_path, path=str(log), read_from_head=True)
+    for generation in range(1, 4):
+        await run.collector.wait_for(10 * generation)
+        os.rename(log, tmp_path / f"app.log.{generation}")
+        write_lines(log, 10 * generation, 10)
+    await run.collector.wait_for(40)
+    live = log.stat().st_ino
+
+    def inodes() -> list[int]:
+        (pos,) = list((tmp_path / "state").glob("tail-*.pos"))
+        return [e["ino"] for e in orjson.loads(pos.read_bytes())["files"]]
+
+    await wait_until(lambda: inodes() == [live])
+    await run.stop()
+    expect_exact(run.collector.messages(), 0, 40)

@@ -255,3 +255,18 @@ def test_fluentd_sections() -> None:
         ("10.0.0.1", 24224, 20, False), ("10.0.0.2", 24224, 60, True)]
     assert (out.shared_key, out.self_hostname) == ("k", "edge-1")
     assert out._ssl is not None
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_not_reused() -> None:
+    """Without acks a chunk written into a connection the server already closed would
+    vanish: the output must notice the close and connect again."""
+    async with Peer(lambda opt: "close") as peer, output(port=peer.port) as out:
+        await out.write(events(1, ("first",)))
+        await asyncio.wait_for(peer.received.wait(), 5)
+        async with asyncio.timeout(5):
+            while not out.servers[0].idle[0].reader.at_eof():
+                await asyncio.sleep(0.01)
+        peer.received.clear()
+        await out.write(events(1, ("second",)))
+        await asyncio.wait_for(peer.received.wait(), 5)
+    assert [m[0] for m in peer.messages] == ["first", "second"]

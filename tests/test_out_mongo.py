@@ -158,6 +158,7 @@ def test_logstash_name_and_uri_database() -> None:
     ({"uri": "mongodb://h:notaport/db"}, "uri"),
     ({"database": "d", "capped": True}, "capped_size"),
     ({"database": "d", "write_concern": "-1"}, "write_concern"),
+    ({"database": "my logs"}, "database"),
 ])
 def test_bad_settings_are_config_errors(settings: dict[str, Any], setting: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -195,6 +196,18 @@ async def test_collections_from_tag_and_sprintf(peer: MongoPeer, make_output: An
     await (await make_output(collection="by_${tag_parts[1]}")).write(evs)
     names = {name for (_, name) in peer.collections}
     assert names == {"web", "db", "svc_api", "svc_pg", "by_web", "by_db"}
+
+
+async def test_an_invalid_rendered_collection_name_fails_its_documents_only(
+        peer: MongoPeer, make_output: Any) -> None:
+    out = await make_output(collection="svc_%{svc}", capped=True, capped_size=4096)
+    evs = [Event("a", T0, {"svc": "api"}), Event("a", T0, {"svc": "a$b"}), Event("a", T0, {"svc": "api", "n": 2})]
+    result = await out.write(evs)
+    assert isinstance(result, WriteResult) and result.retry == []
+    [(index, reason)] = result.failed
+    assert index == 1 and "invalid collection name 'svc_a$b'" in reason
+    assert [d["svc"] for d in peer.docs("fluent", "svc_api")] == ["api", "api"]
+    assert set(peer.created) == {"svc_api"}
 
 
 async def test_capped_collection_is_created_once(peer: MongoPeer, make_output: Any) -> None:

@@ -186,3 +186,62 @@ async def test_a_failed_start_closes_what_had_started(state_dir: str) -> None:
     again = Pipeline(outputs=[CollectOutput(id="first", buffer="file")], state_dir=state_dir)
     async with again:  # the file buffer's directory lock was released
         await again.delivered(await again.emit("t", {"n": 1}))
+
+
+async def test_an_output_that_fails_to_start_gives_its_own_file_buffer_back(state_dir: str) -> None:
+    with pytest.raises(OSError):
+        await Pipeline(outputs=[RefusesToStart(id="x", buffer="file")], state_dir=state_dir).start()
+    again = Pipeline(outputs=[CollectOutput(id="x", buffer="file")], state_dir=state_dir)
+    async with again:  # the directory lock of the output that failed was released
+        await again.delivered(await again.emit("t", {"n": 1}))
+
+
+async def test_a_routing_error_leaves_the_batch_unacknowledged(state_dir: str) -> None:
+    first, second = CollectOutput(id="first"), CollectOutput(id="second")
+    async with Pipeline(outputs=[first, second], state_dir=state_dir) as pipeline:
+        async def broken_put(events: list[Event], ack: object) -> None:
+            raise RuntimeError("bug in a buffer")
+
+        pipeline._runners[1].put = broken_put  # type: ignore[method-assign]
+        ack = await pipeline.emit("t", {"n": 1})
+        await first.wait_for(1)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not ack.done, "acknowledged although the second output never got the event"
+        assert pipeline.failed is not None
+
+
+async def test_stop_keeps_its_timeout_with_a_stuck_output(state_dir: str) -> None:
+    """A full queue and a blocked buffer: stop still returns within the shutdown timeout, and
+    the batch cut off half-routed stays unacknowledged although the other output delivered it."""
+    fast = CollectOutput(id="fast")
+    stuck = CollectOutput(id="stuck", total_limit_size="1k", chunk_limit_size="1k")
+    stuck.gate.clear()
+    pipeline = Pipeline(outputs=[fast, stuck], state_dir=state_dir, queue_batches=1)
+    await pipeline.start()
+    acks = []
+
+    async def feed() -> None:
+        for n in range(10):
+            acks.append(await pipeline.emit_events([Event("t", None, {"n": n, "pad": "x" * 600})]))
+
+    feeder = asyncio.create_task(feed())
+    await fast.wait_for(2)  # batch 1 is in flight to `stuck`, batch 2 waits for room there
+    while len(acks) < 3:
+        await asyncio.sleep(0.01)
+    feeder.cancel()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(pipeline.stop(timeout=0.5), 10)
+    assert loop.time() - began < 5
+    assert [ev.record["n"] for ev in fast.events] == [0, 1]
+    assert not acks[1].done, "acknowledged although `stuck` never took the event"
+    assert not any(ack.done for ack in acks)
+
+
+async def test_emit_after_stop_is_refused(state_dir: str) -> None:
+    pipeline = Pipeline(outputs=[CollectOutput()], state_dir=state_dir)
+    await pipeline.start()
+    await pipeline.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        await pipeline.emit("t", {"n": 1})

@@ -84,3 +84,9 @@ def test_invalid_and_empty_patterns():
         compile_tag_patterns(["/(x/"])
     with pytest.raises(ConfigError, match="at least one pattern"):
         compile_tag_patterns(["  "])
+
+
+def test_regex_valid_alone_but_not_embedded_is_config_error():
+    # A global flag is legal at the start of a lone regex, not inside the combined alternation.
+    with pytest.raises(ConfigError, match="invalid tag pattern"):
+        compile_tag_patterns(["/(?i)web/", "app.*"])

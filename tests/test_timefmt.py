@@ -98,6 +98,18 @@ def test_unknown_zone() -> None:
     assert info.value.setting == "timezone"
 
 
+@pytest.mark.parametrize("tz", ["Europe", "+99", "-05:75"])
+def test_zone_folder_or_offset_out_of_range_is_config_error(tz: str) -> None:
+    # "Europe" is a folder of the tz database (an OSError inside zoneinfo); +99 is no offset.
+    with pytest.raises(ConfigError) as info:
+        compile_joda_parser("yyyy", tz=tz)
+    assert info.value.setting == "timezone"
+
+
+def test_parse_zone_id_in_text_that_is_not_a_zone_is_no_match() -> None:
+    assert compile_joda_parser("yyyy-MM-dd HH:mm:ss ZZZ")("2024-01-23 11:00:00 Europe") is None
+
+
 def test_format_iso_ms() -> None:
     assert format_iso_ms(T0) == "2024-01-23T10:00:00.123Z"
     assert format_iso_ms(T0 + S) == "2024-01-23T10:00:01.123Z"
@@ -160,6 +172,11 @@ def test_parse_zone_for_zoneless_inputs() -> None:
     with_offset = compile_joda_parser("yyyy-MM-dd HH:mm:ss Z", tz="Europe/Paris")
     assert with_offset("2024-01-23 10:00:00 +0000") == utc_ns(2024, 1, 23, 10)
     assert compile_joda_parser("yyyy-MM-dd HH:mm", tz="+05:30")("2024-01-23 15:30") == utc_ns(2024, 1, 23, 10)
+    # so does a UTC zone id: it must not fall back to the default zone
+    with_id = compile_joda_parser("yyyy-MM-dd HH:mm:ss ZZZ", tz="Europe/Paris")
+    assert with_id("2024-01-23 10:00:00 UTC") == utc_ns(2024, 1, 23, 10)
+    assert with_id("2024-01-23 10:00:00 Etc/UTC") == utc_ns(2024, 1, 23, 10)
+    assert with_id("2024-01-23 11:00:00 Europe/Paris") == utc_ns(2024, 1, 23, 10)
 
 
 def test_parse_missing_year_is_current_year() -> None:

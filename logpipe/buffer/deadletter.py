@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from logpipe.buffer.file import sanitize
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 
@@ -53,7 +54,10 @@ def dlq_lines(failures: list[Failure], output_id: str, now: dt.datetime | None =
             "event": {"tag": ev.tag, "time": ev.time, "record": ev.record, "meta": ev.meta},
             "output": output_id, "reason": reason, "time": stamp,
         }
-        out.append(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS))
+        try:
+            out.append(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS))
+        except TypeError:  # integers beyond 64 bits, surrogate strings: written as text instead
+            out.append(orjson.dumps(sanitize(doc), default=str))
     return b"\n".join(out) + b"\n"
 
 

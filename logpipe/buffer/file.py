@@ -91,12 +91,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _sanitize(value: Any) -> Any:
+def sanitize(value: Any) -> Any:
     """Make a value msgpack can carry: huge ints and unencodable strings become text."""
     if isinstance(value, dict):
-        return {str(k): _sanitize(v) for k, v in value.items()}
+        return {str(k): sanitize(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_sanitize(v) for v in value]
+        return [sanitize(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
@@ -116,8 +116,8 @@ def encode_events(events: list[Event]) -> bytes:
         return msgpack.packb([tag, [e.time for e in events], [e.record for e in events],
                               [e.meta for e in events]], default=_default)
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
-        return msgpack.packb([tag, [e.time for e in events], [_sanitize(e.record) for e in events],
-                              [_sanitize(e.meta) for e in events]], default=_default)
+        return msgpack.packb([tag, [e.time for e in events], [sanitize(e.record) for e in events],
+                              [sanitize(e.meta) for e in events]], default=_default)
 
 
 def decode_events(payload: bytes) -> list[Event]:
@@ -197,8 +197,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class FileStore(BufferStore):
-    durable = True
-
     def __init__(self, path: str, *, fsync: str = "always", fsync_interval: float = 1.0,
                  log: logging.Logger | None = None) -> None:
         self.dir = path

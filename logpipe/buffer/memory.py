@@ -41,8 +41,6 @@ def estimate_size(events: list[Event]) -> int:
 
 
 class MemoryStore(BufferStore):
-    durable = False
-
     def __init__(self) -> None:
         self._chunks: set[MemoryChunk] = set()
 

@@ -134,9 +134,19 @@ class OutputRunner:
         if self._queue:
             log.info("output %s: replaying %d chunk(s), %d event(s) left in the buffer",
                      self.id, len(self._queue), self._records)
-        await self.output.start()
-        if self._dead.secondary is not None:
-            await self._dead.secondary.start()
+        started: list[Output] = []
+        try:
+            for plugin in (self.output, self._dead.secondary):
+                if plugin is not None:
+                    await plugin.start()
+                    started.append(plugin)
+        except BaseException:
+            # Give back what was opened (a file buffer's lock above all), so that the
+            # previous config, restarted after a failed reload, can take the directory again.
+            for plugin in started:
+                await self._close_plugin(plugin, 1.0)
+            await self._store.close()
+            raise
         self._tasks = [asyncio.create_task(self._worker(), name=f"flush:{self.id}:{i}")
                        for i in range(self.config.flush_thread_count)]
         if self.config.flush_interval > 0:
@@ -188,12 +198,15 @@ class OutputRunner:
                         "acknowledged, so their inputs will read them again", self.id, lost)
         remaining = max(0.0, deadline - loop.time())
         for plugin in (self.output, self._dead.secondary):
-            if plugin is None:
-                continue
-            try:
-                await asyncio.wait_for(plugin.close(), timeout=max(remaining, 1.0))
-            except Exception:
-                log.exception("output %s: close failed", plugin.id)
+            if plugin is not None:
+                await self._close_plugin(plugin, max(remaining, 1.0))
+
+    @staticmethod
+    async def _close_plugin(plugin: Output, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(plugin.close(), timeout=timeout)
+        except Exception:
+            log.exception("output %s: close failed", plugin.id)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from logpipe.errors import ConfigError
@@ -152,7 +152,6 @@ class BufferConfig:
     secondary: dict[str, Any] | None
     fsync: str
     fsync_interval: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_buffer_config(params: dict[str, Any], output_defaults: dict[str, Any] | None = None) -> BufferConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from logpipe.ack import Ack
 from logpipe.buffer.keys import ChunkKey
@@ -43,9 +43,6 @@ class Chunk:
 
 
 class BufferStore(ABC):
-    #: True when an acknowledgement completes on storage rather than on delivery.
-    durable: ClassVar[bool] = False
-
     @abstractmethod
     async def open(self) -> list[Chunk]:
         """Prepare the storage; return chunks left from an earlier run, sealed, oldest first."""

@@ -93,12 +93,12 @@ def compile_tag_patterns(patterns: list[str]) -> Callable[[str], bool]:
         return _always
     sources = []
     for glob in globs:
-        source = glob_to_regex(glob)
-        try:
+        source = f"(?:{glob_to_regex(glob)})"
+        try:  # checked as it will be embedded: a global flag such as (?i) is only valid at the start
             re.compile(source)
         except re.error as exc:
             raise ConfigError(f"invalid tag pattern {glob!r}: {exc}") from None
-        sources.append(f"(?:{source})")
+        sources.append(source)
     regex = re.compile("(?:" + "|".join(sources) + r")\Z")
     fullmatch = regex.match
     cache: dict[str, bool] = {}

@@ -13,10 +13,11 @@ from logpipe.errors import ConfigError
 
 def server_context(
     cert: str | None, key: str | None, ca: str | list[str] | None = None, client_auth: str = "none",
-    cert_setting: str = "tls_cert_path",
+    cert_setting: str = "tls_cert_path", ca_setting: str = "tls_ca_path",
 ) -> ssl.SSLContext:
     """A server context; `client_auth` is none | optional | required (client certificates
-    checked against `ca`)."""
+    checked against `ca`). The setting names are the caller's, so an error points at the
+    setting the user has to fix."""
     if not cert:
         raise ConfigError("TLS needs a server certificate", setting=cert_setting)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -27,8 +28,8 @@ def server_context(
         raise ConfigError(f"cannot load TLS certificate/key {cert!r}: {exc}", setting=cert_setting) from exc
     if client_auth != "none":
         if not ca:
-            raise ConfigError("client certificate verification needs a CA file", setting=cert_setting)
-        _load_ca(ctx, ca, cert_setting)
+            raise ConfigError("client certificate verification needs a CA file", setting=ca_setting)
+        _load_ca(ctx, ca, ca_setting)
         ctx.verify_mode = ssl.CERT_REQUIRED if client_auth == "required" else ssl.CERT_OPTIONAL
     return ctx
 

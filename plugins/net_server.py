@@ -3,7 +3,8 @@
 Both inputs need the same life cycle: bind and listen in `start` (so a port clash is
 reported before events flow), hold accepted peers until `run` has a context, cap the number of
 connections, give every connection its own task so a bad peer only ever loses its
-own connection, and close everything when the input is cancelled.
+own connection, and close everything when the input is cancelled. `ServerInput` is
+that life cycle as an Input base class, so each protocol only writes `_connection`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Awaitable, Callable
 
 from logpipe.errors import ConfigError
 from logpipe.metrics import REGISTRY
+from logpipe.plugin import Input, InputContext
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+#: A connection handler: reader, writer and the peer's address (IP, or the socket name).
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
 
 
 class ProtocolError(Exception):
@@ -95,6 +98,7 @@ class ConnectionServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) else str(peer)
         if self._max and len(self._tasks) >= self._max:
             self.error("max_connections", peer, f"more than {self._max} connections")
             writer.close()
@@ -106,7 +110,7 @@ class ConnectionServer:
         self._connections.inc()
         try:
             await self._running.wait()
-            await self._handler(reader, writer)
+            await self._handler(reader, writer, address)
         except ProtocolError as exc:
             self.error(exc.reason, peer, str(exc))
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError) as exc:
@@ -120,3 +124,35 @@ class ConnectionServer:
             self._tasks.discard(task)  # type: ignore[arg-type]
             self._writers.discard(writer)
             writer.close()
+
+
+class ServerInput(Input):
+    """Base of the listening inputs: `start` binds (a port clash fails the start, not the
+    first event), `run` serves until cancelled, `close` drops every connection.
+    Subclasses call `_listen` from `__init__` and implement `_connection`."""
+
+    _ctx: InputContext | None = None
+
+    def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_connections: int) -> None:
+        self._server = ConnectionServer(
+            self._connection, host, port, ssl_context=ssl_context,
+            max_connections=max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
+        )
+
+    @property
+    def bound_port(self) -> int:
+        """The listening port (differs from `port` when that is 0)."""
+        return self._server.port
+
+    async def start(self) -> None:
+        await self._server.bind()
+
+    async def run(self, ctx: InputContext) -> None:
+        self._ctx = ctx
+        await self._server.serve()
+
+    async def close(self) -> None:
+        await self._server.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
+        raise NotImplementedError
