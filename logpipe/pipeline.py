@@ -82,8 +82,11 @@ class Pipeline:
         self._queue_closed = False  # set once nothing will take another batch from the queue
         self._inputs_done: asyncio.Event | None = None
         self.failed: BaseException | None = None
+        # Process-wide for /metrics (monotonic across reloads); per pipeline for stats().
         self._events_in = counter("logpipe_events_in_total", "events emitted by inputs")
         self._events_filtered = counter("logpipe_events_filtered_total", "events leaving the filter stage")
+        self.events_in = 0
+        self.events_filtered = 0
 
     # ---- construction -----------------------------------------------------------
 
@@ -252,6 +255,7 @@ class Pipeline:
         assert self._queue is not None
         ack = Ack(on_ack)
         self._events_in.inc(len(events))
+        self.events_in += len(events)
         await self._queue.put((events, ack))
         return ack
 
@@ -296,6 +300,7 @@ class Pipeline:
             try:
                 events = run_filters(events)
                 self._events_filtered.inc(len(events))
+                self.events_filtered += len(events)
                 for index, part in route(events):
                     try:
                         await runners[index].put(part, ack)
@@ -310,8 +315,8 @@ class Pipeline:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "events_in": self._events_in.value,
-            "events_filtered": self._events_filtered.value,
+            "events_in": self.events_in,
+            "events_filtered": self.events_filtered,
             "queue_batches": self._queue.qsize() if self._queue is not None else 0,
             "outputs": {runner.output.id: runner.stats() for runner in self._runners},
         }

@@ -353,10 +353,7 @@ def _regex_module_matcher(compiled: Any, timeout: float) -> MatchFn:
     extract = compiled.extract
 
     def match(text: str) -> dict[str, Any] | None:
-        try:
-            m = compiled.fallback().search(text, timeout=timeout)
-        except TimeoutError:
-            raise GrokTimeout("grok match exceeded its time budget") from None
+        m = compiled.bounded_search(text, timeout)
         return None if m is None else extract(m)
 
     return match

@@ -71,11 +71,15 @@ class _Server:
         return self.healthy or now >= self.down_until
 
 
+#: Server replies are small maps (HELO, PONG, ack); a server sending more than this is broken.
+MAX_REPLY_BYTES = 1 << 20
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.unpacker = msgpack.Unpacker(raw=False, unicode_errors="replace")
+        self.unpacker = msgpack.Unpacker(raw=False, unicode_errors="replace", max_buffer_size=MAX_REPLY_BYTES)
 
     async def read_object(self) -> Any:
         while True:
@@ -84,7 +88,10 @@ class _Connection:
             data = await self.reader.read(65536)
             if not data:
                 raise ConnectionError("server closed the connection")
-            self.unpacker.feed(data)
+            try:
+                self.unpacker.feed(data)
+            except msgpack.BufferFull:
+                raise ConnectionError(f"server reply larger than {MAX_REPLY_BYTES} bytes") from None
 
     def stale(self) -> bool:
         """The server closed this kept-alive connection (restart, idle timeout): a chunk
