@@ -23,6 +23,7 @@ from logpipe.buffer import BufferOverflowError, OutputRunner
 from logpipe.build import Built, assign_unique_ids, compile_filters, compile_outputs, instantiate
 from logpipe.config.loader import load_config_paths, load_config_string
 from logpipe.config.model import PipelineConfig, PluginNode
+from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
 from logpipe.metrics import counter
@@ -324,8 +325,6 @@ class Pipeline:
 
 def _as_input(plugin: Plugin) -> Input:
     if not isinstance(plugin, Input):
-        from logpipe.errors import ConfigError
-
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not an input")
     return plugin
 
