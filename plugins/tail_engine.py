@@ -334,12 +334,13 @@ class Tailer:
                 for i in cut:
                     tags[i] = ["_linetruncated"]
             if f.multiline is not None:
-                joined, _ = f.multiline.feed(texts, raw_lens)
+                base = f.consumed
+                joined, raws = f.multiline.feed(texts, raw_lens)
                 f.ml_fed = time.monotonic()
                 if len(raw_lens) > len(texts):  # trailing skipped bytes
                     f.multiline.pending_raw += raw_lens[-1] if f.multiline.pending else 0
                 f.consumed = f.scan_pos - f.multiline.pending_raw
-                await self.emit_joined(f, joined)
+                await self.emit_joined(f, joined, base, raws)
             else:
                 f.consumed = f.scan_pos
                 ends = list(accumulate(raw_lens, initial=start))[1:len(texts) + 1]
@@ -419,8 +420,11 @@ class Tailer:
             events = [Event(tag, timer(r) or now, r) for r in records]
         await self.ctx.emit(events, f.acks.push(end))
 
-    async def emit_joined(self, f: TailedFile, joined: list[Joined]) -> None:
-        await self.emit(f, [t for t, _ in joined], [tags for _, tags in joined])
+    async def emit_joined(self, f: TailedFile, joined: list[Joined], base: int, raws: list[int]) -> None:
+        """Joined events end where the bytes they cover end, counted from `base`, the
+        first byte the joiner held: that is their `_origin` offset."""
+        ends = list(accumulate(raws, initial=base))[1:]
+        await self.emit(f, [t for t, _ in joined], [tags for _, tags in joined], ends)
 
     async def flush_multiline(self, now: float) -> None:
         spec = self.opts.multiline
@@ -429,9 +433,10 @@ class Tailer:
         for f in list(self.files.values()):
             ml = f.multiline
             if ml is not None and ml.pending and now - f.ml_fed >= spec.flush_interval:
-                joined, _ = ml.flush()
+                base = f.consumed
+                joined, raws = ml.flush()
                 f.consumed = f.scan_pos
-                await self.emit_joined(f, joined)
+                await self.emit_joined(f, joined, base, raws)
 
     async def flush_file(self, f: TailedFile, final: bool) -> None:
         """Emit what a file holds back: the multiline event and, when the file is let
@@ -442,9 +447,10 @@ class Tailer:
                 # `process` counts a newline after every line; none follows this one.
                 await self.process(f, [rest], dropped - 1, overlong)
         if f.multiline is not None and f.multiline.pending:
-            joined, _ = f.multiline.flush()
+            base = f.consumed
+            joined, raws = f.multiline.flush()
             f.consumed = f.scan_pos
-            await self.emit_joined(f, joined)
+            await self.emit_joined(f, joined, base, raws)
 
     async def reap(self, now: float) -> None:
         """Let go of rotated or deleted files once read to the end and quiet for rotate_wait."""

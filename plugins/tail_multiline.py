@@ -46,10 +46,11 @@ class Multiline:
     def pending(self) -> bool:
         return bool(self._lines)
 
-    def feed(self, lines: list[str], raw_lens: list[int]) -> tuple[list[Joined], int]:
-        """Returns the completed events and the raw bytes they cover (from the first byte held)."""
+    def feed(self, lines: list[str], raw_lens: list[int]) -> tuple[list[Joined], list[int]]:
+        """Returns the completed events and the raw bytes each covers (the first from the
+        first byte held): the tail input turns them into each event's end offset."""
         out: list[Joined] = []
-        consumed = 0
+        consumed: list[int] = []
         search, negate, held = self._search, self._negate, self._lines
         for line, raw in zip(lines, raw_lens):
             cont = (search(line) is None) is negate
@@ -58,23 +59,23 @@ class Multiline:
                 self._chars += len(line)
                 self.pending_raw += raw
                 if not cont:
-                    consumed += self._emit(out, None)
+                    consumed.append(self._emit(out, None))
             else:
                 if held and not cont:
-                    consumed += self._emit(out, None)
+                    consumed.append(self._emit(out, None))
                 held.append(line)
                 self._chars += len(line)
                 self.pending_raw += raw
             if len(held) >= self._max_lines:
-                consumed += self._emit(out, "multiline_codec_max_lines_reached")
+                consumed.append(self._emit(out, "multiline_codec_max_lines_reached"))
             elif self._chars >= self._max_bytes and held:
-                consumed += self._emit(out, "multiline_codec_max_bytes_reached")
+                consumed.append(self._emit(out, "multiline_codec_max_bytes_reached"))
         return out, consumed
 
-    def flush(self) -> tuple[list[Joined], int]:
+    def flush(self) -> tuple[list[Joined], list[int]]:
         """Emit what is held as a normal event (flush timeout, file closed)."""
         out: list[Joined] = []
-        consumed = self._emit(out, None) if self._lines else 0
+        consumed = [self._emit(out, None)] if self._lines else []
         return out, consumed
 
     def _emit(self, out: list[Joined], reason: str | None) -> int:

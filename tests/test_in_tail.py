@@ -504,6 +504,27 @@ async def test_multiline_pending_lines_are_not_committed(tmp_path: Path) -> None
     assert again.collector.messages() == ["two\n  cont"]
 
 
+async def test_multiline_events_read_again_keep_their_origin(tmp_path: Path) -> None:
+    log = tmp_path / "java.log"
+    body = b"".join(f"event {i}\n  at a{i}\n  at b{i}\n".encode() for i in range(300)) + b"last\n"
+    log.write_bytes(body)
+    settings = {"path": str(log), "read_from_head": True, "multiline_pattern": "^\\s",
+                "multiline_what": "previous", "multiline_flush_interval": 0.2, "batch_size": 100}
+    first = Collector(auto_ack=False)
+    run = start(tmp_path, collector=first, **settings)
+    await first.wait_for(301)
+    first.batches[0][1]()  # acknowledge the first batch only
+    await run.stop()
+    again = start(tmp_path, **{**settings, "batch_size": 37})
+    await again.collector.wait_for(301 - len(first.batches[0][0]))
+    await again.stop()
+    before = {ev.record["message"]: ev.meta["_origin"] for ev in first.events}
+    after = {ev.record["message"]: ev.meta["_origin"] for ev in again.collector.events}
+    assert len(set(before.values())) == 301
+    assert after and all(before[m] == origin for m, origin in after.items())
+    assert before["event 0\n  at a0\n  at b0"][2] == len(b"event 0\n  at a0\n  at b0\n")
+
+
 # ---- through the real pipeline ---------------------------------------------------------
 
 

@@ -70,16 +70,17 @@ def test_multiline_previous_joins_indented_lines_and_holds_the_last_event() -> N
     lines = ["Exception: x", "  at a", "  at b", "next event", "  at c"]
     out, consumed = m.feed(lines, _lens(lines))
     assert out == [("Exception: x\n  at a\n  at b", ["multiline"])]
-    assert consumed == sum(_lens(lines[:3]))
+    assert consumed == [sum(_lens(lines[:3]))]
     assert m.pending_raw == sum(_lens(lines[3:]))
-    assert m.flush() == ([("next event\n  at c", ["multiline"])], sum(_lens(lines[3:])))
+    assert m.flush() == ([("next event\n  at c", ["multiline"])], [sum(_lens(lines[3:]))])
 
 
 def test_multiline_next_with_negate_false() -> None:
     m = Multiline(MultilineSpec(pattern=r"\\$", what="next"))
     lines = ["a \\", "b \\", "c", "d"]
-    out, _ = m.feed(lines, _lens(lines))
+    out, consumed = m.feed(lines, _lens(lines))
     assert out == [("a \\\nb \\\nc", ["multiline"]), ("d", None)]
+    assert consumed == [sum(_lens(lines[:3])), len("d") + 1]
     assert not m.pending
 
 
