@@ -78,6 +78,9 @@ def test_version_and_plugins_listing() -> None:
     assert listing.returncode == 0
     assert "input generator" in listing.stdout and "count" in listing.stdout
     assert "output stdout" in listing.stdout
+    es = logpipe("plugins", "elasticsearch")
+    assert "output elasticsearch" in es.stdout and "input beats" not in es.stdout
+    assert "retry_max_times" in es.stdout and "dead_letter_path" in es.stdout
 
 
 def test_json_log_format(tmp_path: Path) -> None:
