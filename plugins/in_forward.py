@@ -48,6 +48,8 @@ from logpipe_plugins.net_server import ProtocolError, ServerInput
 from logpipe_plugins.net_tls import server_context
 
 _READ_SIZE = 1 << 18
+#: Where the per-event metadata of Fluent Bit's `[[time, metadata], record]` entries lands in meta.
+METADATA_KEY = "forward_metadata"
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)
 
 
@@ -197,12 +199,19 @@ class ForwardInput(ServerInput):
         tag = self.tag or self._prefix + tag
         times: list[int] = []
         records: list[Any] = []
+        metadata: dict[int, dict[Any, Any]] = {}
         now = 0
         for entry in entries:
             if type(entry) is not list or len(entry) < 2:
                 raise ProtocolError("wrong_type", f"entry must be [time, record], got {_describe(entry)}")
             t, record = entry[0], entry[1]
             ns = t[0] * NS + t[1] if type(t) is tuple else time_to_ns(t)  # EventTime first: the common case
+            if ns is None and type(t) is list and len(t) == 2 and type(t[1]) is dict:
+                # Fluent Bit ≥ 2.1 sends [[time, metadata], record]; the metadata goes to meta.
+                if t[1]:
+                    metadata[len(records)] = t[1]
+                t = t[0]
+                ns = time_to_ns(t)
             if not ns:  # nil or 0: Fluentd stamps these with the arrival time
                 if ns is None and t is not None:
                     raise ProtocolError("wrong_type", f"event time must be a number, got {_describe(t)}")
@@ -213,7 +222,10 @@ class ForwardInput(ServerInput):
             records.append(record)
         if clean:
             records = clean_records(records)
-        return [Event(tag, t, r) for t, r in zip(times, records, strict=True)]
+        events = [Event(tag, t, r) for t, r in zip(times, records, strict=True)]
+        for index, extra in metadata.items():
+            events[index].meta[METADATA_KEY] = clean_records([extra])[0]
+        return events
 
     async def _handshake(self, messages: AsyncIterator[Any], writer: asyncio.StreamWriter) -> None:
         """HELO → PING → PONG (spec: "Handshake Messages"). Failure answers a PONG with

@@ -79,7 +79,9 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.unpacker = msgpack.Unpacker(raw=False, unicode_errors="replace", max_buffer_size=MAX_REPLY_BYTES)
+        # surrogateescape keeps raw bytes sent as str (Fluent Bit's HELO nonce) intact for the digest.
+        self.unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape",
+                                         max_buffer_size=MAX_REPLY_BYTES)
 
     async def read_object(self) -> Any:
         while True:
@@ -341,12 +343,15 @@ class ForwardOutput(Output):
                 raise HandshakeError(f"expected HELO, got {helo!r:.60}")
             nonce = to_bytes(helo[1].get("nonce"))
             auth_salt = to_bytes(helo[1].get("auth"))
-            salt = os.urandom(16)
+            # Sent as a msgpack str: Fluent Bit's in_forward rejects a bin salt (Fluentd takes both).
+            salt_text = os.urandom(16).hex()
+            salt = salt_text.encode()
             username = server.username or self.username or ""
             password = server.password or self.password or ""
             pw = password_digest(auth_salt, username, password) if auth_salt else ""
             conn.writer.write(msgpack.packb([
-                "PING", self.self_hostname, salt, shared_key_digest(salt, self.self_hostname, nonce, self.shared_key),
+                "PING", self.self_hostname, salt_text,
+                shared_key_digest(salt, self.self_hostname, nonce, self.shared_key),
                 username, pw,
             ]))
             pong = await conn.read_object()

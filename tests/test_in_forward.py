@@ -195,6 +195,25 @@ async def test_packed_forward_is_one_batch_and_ack_waits_for_the_pipeline() -> N
     assert [e.record for e in col.events] == records
 
 
+async def test_fluent_bit_entries_with_metadata() -> None:
+    """Fluent Bit ≥ 2.1 sends each entry as [[EventTime, metadata], record] (found against
+    Fluent Bit 5.1.1, whose forward output was refused before): the time is read from the
+    pair and non-empty metadata is kept in meta."""
+    col = Collector()
+    entries = b"".join(msgpack.packb(e) for e in [
+        [[event_time(5 * NS + 7), {}], {"n": 1}],
+        [[event_time(6 * NS), {"otlp": {"trace_id": "ab"}}], {"n": 2}],
+    ])
+    async with running(forward(), col) as inp:
+        reader, writer = await asyncio.open_connection("127.0.0.1", inp.bound_port)
+        writer.write(msgpack.packb(["fb", entries, {"chunk": "fb1", "size": 2}]))
+        assert await read_object(reader) == {"ack": "fb1"}
+        writer.close()
+    assert [(e.time, e.record) for e in col.events] == [(5 * NS + 7, {"n": 1}), (6 * NS, {"n": 2})]
+    assert "forward_metadata" not in col.events[0].meta
+    assert col.events[1].meta["forward_metadata"] == {"otlp": {"trace_id": "ab"}}
+
+
 async def test_compressed_packed_forward_multiple_gzip_members() -> None:
     col = Collector()
     part1 = packed_entries([NS, 2 * NS], [{"n": 1}, {"n": 2}])

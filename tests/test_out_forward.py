@@ -270,3 +270,41 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused() -> None
         await out.write(events(1, ("second",)))
         await asyncio.wait_for(peer.received.wait(), 5)
     assert [m[0] for m in peer.messages] == ["first", "second"]
+
+
+async def test_handshake_with_a_fluent_bit_style_server() -> None:
+    """Fluent Bit's in_forward sends its HELO nonce as a msgpack *str* of random bytes and
+    refuses a PING whose salt is not a str (both found against Fluent Bit 5.1.1)."""
+    import hashlib
+
+    nonce = bytes(range(240, 256))  # not UTF-8: must survive decoding byte for byte
+    got: dict[str, Any] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}], use_bin_type=False))
+        unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape")
+        while data := await reader.read(65536):
+            unpacker.feed(data)
+            for msg in unpacker:
+                if msg[0] == "PING":
+                    _, hostname, salt, digest, _, _ = msg
+                    got["salt_is_str"] = isinstance(salt, str)
+                    salt_b = salt.encode("utf-8", "surrogateescape") if isinstance(salt, str) else salt
+                    expected = hashlib.sha512(salt_b + hostname.encode() + nonce + b"k3y").hexdigest()
+                    got["digest_ok"] = digest == expected
+                    pong_digest = hashlib.sha512(salt_b + b"fbin" + nonce + b"k3y").hexdigest()
+                    writer.write(msgpack.packb(["PONG", got["digest_ok"], "", "fbin", pong_digest]))
+                else:
+                    got["events"] = msg
+                    writer.write(msgpack.packb({"ack": msg[2]["chunk"]}))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with output(port=port, shared_key="k3y", self_hostname="lp", require_ack_response=True) as out:
+            await out.write(events(3))
+    finally:
+        server.close()
+    assert got["salt_is_str"] and got["digest_ok"]
+    assert got["events"][0] == "app.a"
