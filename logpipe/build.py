@@ -18,7 +18,7 @@ import orjson
 
 from logpipe import registry
 from logpipe.config.conditions import compile_condition
-from logpipe.config.model import BareWord, IfNode, PluginNode, Regex, Value
+from logpipe.config.model import BareWord, IfNode, PluginNode, Value
 from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.errors import ConfigError
 from logpipe.event import Event
@@ -38,8 +38,6 @@ def plain(value: Any) -> Any:
         return plain(value.value)
     if isinstance(value, BareWord):
         return value.text
-    if isinstance(value, Regex):
-        return value.source
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, dict):

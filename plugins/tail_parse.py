@@ -117,8 +117,8 @@ def make_parser(fmt: Any, plugin_id: str, setting: str = "format") -> Parser:
         return parse_none
     if text in ("json", "json_lines"):
         return make_json_parser(plugin_id)
-    if text.startswith("/") or hasattr(fmt, "source"):
-        return make_regex_parser(getattr(fmt, "source", text), plugin_id, setting)
+    if text.startswith("/"):
+        return make_regex_parser(text, plugin_id, setting)
     return make_named_parser(text, plugin_id, setting)
 
 

@@ -15,7 +15,7 @@ from logpipe.errors import Pos
 @dataclass(slots=True)
 class Value:
     """A setting value as written. `value` is plain Python data (str, int, float, bool,
-    list, dict, None; nested lists/dicts hold plain data, not Values), or a `Regex` or
+    list, dict, None; nested lists/dicts hold plain data, not Values), or a
     `BareWord`. `pos` is where the value starts."""
 
     value: Any
@@ -30,13 +30,6 @@ class BareWord:
 
     def __str__(self) -> str:
         return self.text
-
-
-@dataclass(frozen=True, slots=True)
-class Regex:
-    """A regex literal `/.../` of the Logstash DSL."""
-
-    source: str
 
 
 @dataclass(slots=True)
