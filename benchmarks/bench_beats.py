@@ -12,20 +12,15 @@ uncompressed 'J' frames instead.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
-import resource
 import struct
-import subprocess
 import sys
 import time
 import zlib
 from typing import Any
 
 import orjson
-
-from logpipe.event import Event
-from logpipe.plugin import InputContext
+from harness import peak_rss_mib, run_loop, serve_input
 
 
 def document(i: int) -> dict[str, Any]:
@@ -84,29 +79,11 @@ def _ack(sock: Any, buf: bytes, pending: collections.deque[int]) -> bytes:
 async def serve(args: argparse.Namespace) -> tuple[float, int]:
     from logpipe_plugins.in_beats import BeatsInput
 
-    count = 0
-    done = asyncio.Event()
-
-    async def emit(events: list[Event], on_ack: Any) -> None:
-        nonlocal count
-        count += len(events)
-        if on_ack is not None:
-            on_ack()
-        if count >= args.events:
-            done.set()
-
     inp = BeatsInput(host="127.0.0.1", port=0)
     await inp.start()
-    task = asyncio.create_task(inp.run(InputContext(emit, "/tmp", "bench")))
     cmd = [sys.executable, __file__, "--client", str(inp.bound_port), "--events", str(args.events),
            "--window", str(args.window), "--inflight", str(args.inflight)] + (["--plain"] if args.plain else [])
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE)
-    out, _ = await proc.communicate()
-    await asyncio.wait_for(done.wait(), 60)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await inp.close()
-    return float(out.decode().strip()), count
+    return await serve_input(inp, args.events, cmd)
 
 
 def main() -> None:
@@ -121,12 +98,8 @@ def main() -> None:
     if args.client:
         print(client(args.client, args.events, args.window, args.inflight, args.plain))
         return
-    if args.uvloop:
-        import uvloop
-
-        uvloop.install()
-    elapsed, count = asyncio.run(serve(args))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    elapsed, count = run_loop(lambda: serve(args), uvloop=args.uvloop)
+    rss = peak_rss_mib()
     kind = "plain" if args.plain else "zlib"
     print(f"beats {kind}: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s "
           f"(window {args.window}, input peak RSS {rss:.0f} MiB)")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
+
+from harness import peak_rss_mib
 
 from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
@@ -74,7 +75,7 @@ async def run(mode: str, total: int, size: int, fsync: str) -> None:
         elapsed = time.perf_counter() - started
         await runner.stop(10)
     assert out.count == total and acked == len(batches), (out.count, acked)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mib()
     label = mode if mode == "memory" else f"file (fsync {fsync})"
     print(f"{label:<22} {total:>9} events  batch {size:>5}  {total / elapsed:>11,.0f} events/s  "
           f"peak RSS {rss_mb:,.0f} MB")

@@ -9,10 +9,10 @@ Prints events/s and peak RSS. The core must not be the bottleneck: target
 from __future__ import annotations
 
 import argparse
-import asyncio
-import resource
 import tempfile
 import time
+
+from harness import peak_rss_mib, run_loop
 
 from logpipe.pipeline import Pipeline
 from logpipe.process import tune_gc
@@ -39,15 +39,10 @@ async def main() -> None:
         started = time.perf_counter()
         status = await pipeline.run()
         elapsed = time.perf_counter() - started
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss_mib()
     print(f"core generator→conditionals→{args.output}: {args.events} events in {elapsed:.2f}s = "
           f"{args.events / elapsed:,.0f} events/s, peak RSS {rss_mib:.0f} MiB, exit {status}")
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    run_loop(main)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from harness import peak_rss_mib, run_loop
 
 from logpipe import CallbackOutput
 from logpipe.event import Event
@@ -67,15 +68,10 @@ async def main() -> None:
         await pipeline.flush()
         elapsed = time.perf_counter() - started
         await pipeline.stop()
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss_mib()
     print(f"tail→{args.parse}→{args.output}: {args.lines} lines in {elapsed:.2f}s = "
           f"{args.lines / elapsed:,.0f} events/s, peak RSS {rss_mib:.0f} MiB")
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    run_loop(main)

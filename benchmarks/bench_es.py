@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from harness import peak_rss_mib
 
 from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
@@ -135,7 +136,7 @@ def main() -> None:
             print(f"client: {bench_client_way(sample):>10,.0f} events/s (client-side NDJSON from dicts)")
             rate, per_cpu = asyncio.run(
                 bench_e2e(url, args.events, args.batch, args.bulk_docs, args.gzip, tmp))
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss = peak_rss_mib()
             print(f"e2e:    {rate:>10,.0f} docs/s into the stand-in ({args.events:,} events, "
                   f"bulk {args.bulk_docs}, gzip {args.gzip}); peak RSS {rss:.0f} MB")
             print(f"        {per_cpu:>10,.0f} docs per CPU-second of logpipe's process "

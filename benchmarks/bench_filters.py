@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 from collections.abc import Callable
 from typing import Any
+
+from harness import peak_rss_mib
 
 from logpipe.event import Event
 from logpipe_plugins.filter_date import DateFilter
@@ -99,7 +100,7 @@ def main() -> None:
     if grok is not None:
         verdict = "below" if both < spent["grok"] else "ABOVE"
         print(f" vs grok {spent['grok'] / done * 1e6:.2f} µs/event: {verdict} grok's cost", end="")
-    print(f"\nfailures: {failures}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"\nfailures: {failures}; peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -19,17 +19,15 @@ import argparse
 import asyncio
 import collections
 import gzip
-import resource
 import struct
-import subprocess
 import sys
 import time
 from typing import Any
 
 import msgpack
+from harness import peak_rss_mib, run_loop, serve_input
 
 from logpipe.event import Event
-from logpipe.plugin import InputContext
 
 NS = 1_000_000_000
 
@@ -112,31 +110,11 @@ def _read_ack(sock: Any, unpacker: msgpack.Unpacker, pending: collections.deque[
 async def serve(args: argparse.Namespace) -> tuple[float, int]:
     from logpipe_plugins.in_forward import ForwardInput
 
-    count = 0
-    done = asyncio.Event()
-
-    async def emit(events: list[Event], on_ack: Any) -> None:
-        nonlocal count
-        count += len(events)
-        if on_ack is not None:
-            on_ack()
-        if count >= args.events:
-            done.set()
-
     inp = ForwardInput(bind="127.0.0.1", port=0)
     await inp.start()
-    task = asyncio.create_task(inp.run(InputContext(emit, "/tmp", "bench")))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client", str(inp.bound_port), "--events", str(args.events),
-        "--mode", args.mode, "--chunk", str(args.chunk), "--inflight", str(args.inflight),
-        stdout=subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    await asyncio.wait_for(done.wait(), 60)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await inp.close()
-    return float(out.decode().strip()), count
+    cmd = [sys.executable, __file__, "--client", str(inp.bound_port), "--events", str(args.events),
+           "--mode", args.mode, "--chunk", str(args.chunk), "--inflight", str(args.inflight)]
+    return await serve_input(inp, args.events, cmd)
 
 
 def main() -> None:
@@ -151,12 +129,8 @@ def main() -> None:
     if args.client:
         print(client(args.client, args.events, args.mode, args.chunk, args.inflight))
         return
-    if args.uvloop:
-        import uvloop
-
-        uvloop.install()
-    elapsed, count = asyncio.run(serve(args))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    elapsed, count = run_loop(lambda: serve(args), uvloop=args.uvloop)
+    rss = peak_rss_mib()
     print(f"forward {args.mode}: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s "
           f"(chunk {args.chunk}, input peak RSS {rss:.0f} MiB)")
 

@@ -13,10 +13,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-import resource
 import tempfile
 import time
 from typing import Any
+
+from harness import peak_rss_mib
 
 from logpipe.event import Event
 from logpipe.plugin import InputContext
@@ -83,7 +84,7 @@ def main() -> None:
             uvloop.install()
         tune_gc()  # as `logpipe run` does
         elapsed, cpu = asyncio.run(run(path, args.lines, cls, settings, os.path.join(tmp, "state")))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(f"tail input={args.input} format={args.format} lines={args.lines} file={size / 2**20:.0f} MiB")
     print(f"{args.lines / elapsed:,.0f} lines/s ({size / elapsed / 2**20:.0f} MiB/s) in {elapsed:.2f}s; "
           f"{args.lines / cpu:,.0f} lines per CPU second; peak RSS {rss:.0f} MiB")
