@@ -77,7 +77,7 @@ def _ack(sock: Any, buf: bytes, pending: collections.deque[int]) -> bytes:
 
 
 async def serve(args: argparse.Namespace) -> tuple[float, int]:
-    from logpipe_plugins.in_beats import BeatsInput
+    from logpipe_plugins.inputs.beats import BeatsInput
 
     inp = BeatsInput(host="127.0.0.1", port=0)
     await inp.start()

@@ -30,9 +30,9 @@ from harness import peak_rss_mib
 from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
 from logpipe.event import Event
-from logpipe_plugins.out_elasticsearch import ElasticsearchOutput
+from logpipe_plugins.outputs.elasticsearch import ElasticsearchOutput
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+REPO = Path(__file__).resolve().parent.parent
 T0 = 1_714_979_289_123_000_000
 
 
@@ -51,8 +51,8 @@ def make_events(start: int, n: int) -> list[Event]:
 
 def serve(port_file: str) -> None:
     """Child process: run the stand-in until killed."""
-    sys.path.insert(0, str(TESTS))
-    from es_standin import ESStandIn
+    sys.path.insert(0, str(REPO))
+    from tests.standins.elasticsearch import ESStandIn
 
     async def main() -> None:
         es = ESStandIn(keep_actions=False)

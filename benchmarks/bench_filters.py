@@ -26,8 +26,8 @@ from typing import Any
 from harness import peak_rss_mib
 
 from logpipe.event import Event
-from logpipe_plugins.filter_date import DateFilter
-from logpipe_plugins.filter_mutate import MutateFilter
+from logpipe_plugins.filters.date import DateFilter
+from logpipe_plugins.filters.mutate import MutateFilter
 
 DEFAULT_LOG = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "apache_logs", "access.log")
 T0 = 1_700_000_000 * 10**9
@@ -35,7 +35,7 @@ T0 = 1_700_000_000 * 10**9
 
 def load_grok() -> Any:
     try:
-        from logpipe_plugins.filter_grok import GrokFilter
+        from logpipe_plugins.filters.grok import GrokFilter
     except ImportError:
         return None
     return GrokFilter(match={"message": "%{COMBINEDAPACHELOG}"}, ecs_compatibility="disabled")

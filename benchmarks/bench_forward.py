@@ -57,7 +57,7 @@ def client(port: int, events: int, mode: str, chunk: int, inflight: int) -> floa
         s.close()
         return time.perf_counter() - t0
     if mode == "output":
-        from logpipe_plugins.out_forward import ForwardOutput
+        from logpipe_plugins.outputs.forward import ForwardOutput
 
         batches = [[Event("bench.access", now, record(i)) for i in range(start, min(events, start + chunk))]
                    for start in range(0, events, chunk)]
@@ -108,7 +108,7 @@ def _read_ack(sock: Any, unpacker: msgpack.Unpacker, pending: collections.deque[
 
 
 async def serve(args: argparse.Namespace) -> tuple[float, int]:
-    from logpipe_plugins.in_forward import ForwardInput
+    from logpipe_plugins.inputs.forward import ForwardInput
 
     inp = ForwardInput(bind="127.0.0.1", port=0)
     await inp.start()

@@ -72,7 +72,7 @@ def _filter_loop(expression: str, mode: str, lines: list[str]) -> Callable[[], o
     creating them (~0.3 µs each) is inside the timed part."""
     try:
         from logpipe.event import Event
-        from logpipe_plugins.filter_grok import GrokFilter
+        from logpipe_plugins.filters.grok import GrokFilter
     except ImportError:
         return None
     flt = GrokFilter(match={"message": expression}, ecs_compatibility=mode)

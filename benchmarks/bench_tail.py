@@ -22,7 +22,7 @@ from harness import peak_rss_mib
 from logpipe.event import Event
 from logpipe.plugin import InputContext
 from logpipe.process import tune_gc
-from logpipe_plugins.in_tail import FileInput, TailInput
+from logpipe_plugins.inputs.tail import FileInput, TailInput
 
 LINE = ('203.0.113.{i} - - [10/Oct/2024:13:55:36 +0000] "GET /index.html?id={n} HTTP/1.1" 200 {n} '
         '"-" "Mozilla/5.0"\n')

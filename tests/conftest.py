@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LOGPIPE_SHARED_DIR", REPO.parent / "shared"))
+from tests.paths import SHARED
 
 
 @pytest.fixture

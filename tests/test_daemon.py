@@ -30,8 +30,8 @@ from logpipe.daemon import ConfigSource, Daemon
 from logpipe.event import Event
 from logpipe.pipeline import Pipeline
 from logpipe.plugin import Input, InputContext, Output
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 POLL = 0.02
 LISTENING = re.compile(r"HTTP API listening on http://127\.0\.0\.1:(\d+)")
 

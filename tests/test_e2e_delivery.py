@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import (
+
+from tests.support.e2e import (
     LogpipeProcess,
     StandInThread,
     append_lines,

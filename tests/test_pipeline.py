@@ -6,11 +6,11 @@ import asyncio
 import tracemalloc
 
 import pytest
-from pipeline_helpers import CollectOutput, ScriptedInput
 
 from logpipe.event import Event
 from logpipe.pipeline import Pipeline
 from logpipe.plugin import Filter
+from tests.support.pipeline import CollectOutput, ScriptedInput
 
 
 class DropOdd(Filter):

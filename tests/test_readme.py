@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.paths import REPO
+
+README = REPO / "README.md"
 
 
 def test_embedding_example_runs(tmp_path: Path) -> None:

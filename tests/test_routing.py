@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import CollectOutput
 
 from logpipe import registry
 from logpipe.pipeline import Pipeline
+from tests.support.pipeline import CollectOutput
 
 
 @pytest.fixture(autouse=True)

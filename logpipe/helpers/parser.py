@@ -1,0 +1,196 @@
+"""Line-to-record parsers of the tail input (plugin-private helper of in_tail).
+
+A parser turns a batch of decoded lines into records, one per line, in one call:
+the per-line loop is the hot path. Formats: `none` (`{"message": line}`), `json`
+(orjson; a line that is not a JSON object keeps its text as `message` and gets
+`_jsonparsefailure`), `regexp` / `/…/` (Fluentd's named groups, `(?<name>…)`), and
+named formats from the grok engine (`apache2`, `nginx`, `syslog` …; a line that
+does not match keeps `message` and gets `_grokparsefailure`). A Fluentd `<parse>`
+section arrives as a dict with `@type`. Failures are counted, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from logpipe.errors import ConfigError
+from logpipe.helpers.multiline import MultilineSpec
+from logpipe.metrics import counter
+from logpipe.settings import Setting, coerce_value
+
+Parser = Callable[[list[str]], list[dict[str, Any]]]
+#: Takes the parsed time out of a record (Fluentd: the `time` field becomes the event time).
+TimeExtractor = Callable[[dict[str, Any]], "int | None"]
+
+#: Time layouts of Fluentd's named formats, as Joda patterns for logpipe.timefmt.
+_FORMAT_TIMES = {
+    "apache2": "dd/MMM/yyyy:HH:mm:ss Z", "apache": "dd/MMM/yyyy:HH:mm:ss Z", "nginx": "dd/MMM/yyyy:HH:mm:ss Z",
+    "syslog": "MMM d HH:mm:ss", "rfc3164": "MMM d HH:mm:ss", "syslog_rfc5424": "ISO8601", "rfc5424": "ISO8601",
+}
+
+_FLUSH = Setting("parse", "duration")
+_KNOWN_PARSE_KEYS = {"@type", "type", "expression", "format_firstline", "multiline_flush_interval"}
+
+
+def parse_none(lines: list[str]) -> list[dict[str, Any]]:
+    return [{"message": line} for line in lines]
+
+
+def make_json_parser(plugin_id: str) -> Parser:
+    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
+                       input=plugin_id, format="json")
+    loads = orjson.loads
+
+    def parse_json(lines: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        append = out.append
+        for line in lines:
+            try:
+                value = loads(line)
+            except orjson.JSONDecodeError:
+                value = None
+            if type(value) is dict:
+                append(value)
+            else:
+                failures.inc()
+                append({"message": line, "tags": ["_jsonparsefailure"]})
+        return out
+
+    return parse_json
+
+
+def make_regex_parser(expression: str, plugin_id: str, setting: str, flags: int = 0) -> Parser:
+    """Fluentd `regexp` format: named groups become fields."""
+    source, flags = _regex_literal(expression, flags)
+    try:
+        match = re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", source), flags).match
+    except re.error as exc:
+        raise ConfigError(f"invalid regular expression {expression!r}: {exc}", setting=setting) from None
+    return _matcher_parser(match, plugin_id, "regexp", "_regexparsefailure")
+
+
+def make_named_parser(name: str, plugin_id: str, setting: str) -> Parser:
+    """Named formats (apache2, nginx, syslog …) come from the grok engine."""
+    try:
+        from logpipe.grok.formats import compile_named_format
+    except ImportError:
+        raise ConfigError(f"unknown format {name!r}: allowed are none, json, regexp, /regex/ "
+                          "(named formats need logpipe.grok.formats)", setting=setting) from None
+    try:
+        grok = compile_named_format(name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, setting=setting) from None
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"unknown format {name!r}: {exc}", setting=setting) from None
+    return _matcher_parser(grok.match, plugin_id, name, "_grokparsefailure", dict_result=True)
+
+
+def _matcher_parser(match: Callable[[str], Any], plugin_id: str, fmt: str, failure_tag: str,
+                    dict_result: bool = False) -> Parser:
+    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
+                       input=plugin_id, format=fmt)
+
+    def parse(lines: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        append = out.append
+        for line in lines:
+            m = match(line)
+            if m is None:
+                failures.inc()
+                append({"message": line, "tags": [failure_tag]})
+            else:
+                append(dict(m) if dict_result else {k: v for k, v in m.groupdict().items() if v is not None})
+        return out
+
+    return parse
+
+
+def make_parser(fmt: Any, plugin_id: str, setting: str = "format") -> Parser:
+    """`format` as written: none | json | regexp-literal `/…/` | a named format."""
+    text = str(fmt).strip()
+    if text in ("", "none", "plain", "line"):
+        return parse_none
+    if text in ("json", "json_lines"):
+        return make_json_parser(plugin_id)
+    if text.startswith("/"):
+        return make_regex_parser(text, plugin_id, setting)
+    return make_named_parser(text, plugin_id, setting)
+
+
+def make_section_parser(section: dict[str, Any], plugin_id: str,
+                        flush_interval: float | None = 5.0) -> tuple[Parser, MultilineSpec | None]:
+    """A Fluentd `<parse>` section: `@type` none|json|regexp|multiline|<named format>."""
+    kind = str(section.get("@type", section.get("type", "none")))
+    if kind == "regexp":
+        if "expression" not in section:
+            raise ConfigError("<parse> @type regexp needs 'expression'", setting="parse")
+        return make_regex_parser(str(section["expression"]), plugin_id, "parse"), None
+    if kind == "multiline":
+        return _multiline_section(section, plugin_id, flush_interval)
+    if kind in ("none", "json", "json_lines"):
+        return make_parser(kind, plugin_id, "parse"), None
+    return make_named_parser(kind, plugin_id, "parse"), None
+
+
+def _multiline_section(section: dict[str, Any], plugin_id: str,
+                       flush_interval: float | None) -> tuple[Parser, MultilineSpec | None]:
+    """Fluentd's multiline parser: `format_firstline` starts an event, `format1..N`
+    concatenated parse the joined text (dot matches newline, as in Ruby's /m)."""
+    first = section.get("format_firstline")
+    if first is None:
+        raise ConfigError("<parse> @type multiline needs 'format_firstline'", setting="parse")
+    first_src, _ = _regex_literal(str(first), 0)
+    parts = [str(section[k]) for k in sorted((k for k in section if re.fullmatch(r"format\d+", k)),
+                                              key=lambda k: int(k[6:]))]
+    flush = section.get("multiline_flush_interval")
+    if flush is not None:
+        flush_interval = coerce_value(_FLUSH, flush)
+    spec = MultilineSpec(pattern=re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", first_src), negate=True,
+                         what="previous", flush_interval=flush_interval)
+    if not parts:
+        return parse_none, spec
+    expression = "".join(_regex_literal(p, 0)[0] for p in parts)
+    return make_regex_parser(expression, plugin_id, "parse", re.DOTALL), spec
+
+
+def _regex_literal(text: str, flags: int) -> tuple[str, int]:
+    """`/body/flags` as written in Fluentd configs, or a bare expression."""
+    m = re.fullmatch(r"/(.*)/([imx]*)", text.strip(), re.DOTALL)
+    if not m:
+        return text, flags
+    for flag in m.group(2):
+        flags |= {"i": re.IGNORECASE, "m": re.DOTALL, "x": re.VERBOSE}[flag]
+    return m.group(1), flags
+
+
+def make_time_extractor(fmt: Any) -> TimeExtractor | None:
+    """For Fluentd's named formats: parse the `time` capture into the event time and drop
+    it from the record (Fluentd's keep_time_key false). A time that does not parse stays
+    in the record and the event keeps its read time."""
+    pattern = _FORMAT_TIMES.get(str(fmt).strip())
+    if pattern is None:
+        return None
+    from logpipe.timefmt import compile_joda_parser
+
+    parse = compile_joda_parser(pattern)
+    squeeze = pattern.startswith("MMM")  # syslog pads the day with a space: "Oct  1"
+
+    def extract(record: dict[str, Any]) -> int | None:
+        text = record.get("time")
+        if not isinstance(text, str):
+            return None
+        ns = parse(" ".join(text.split()) if squeeze else text)
+        if ns is not None:
+            del record["time"]
+        return ns
+
+    return extract
+
+
+def unknown_parse_keys(section: dict[str, Any]) -> list[str]:
+    """Keys of a `<parse>` section this input ignores (logged once at start)."""
+    return sorted(k for k in section if k not in _KNOWN_PARSE_KEYS and not re.fullmatch(r"format\d+", k))

@@ -1,0 +1,1 @@
+"""Built-in codecs: bytes to records and back."""

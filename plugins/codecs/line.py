@@ -1,0 +1,11 @@
+"""Logstash's line codec: like plain, one event per line."""
+
+from __future__ import annotations
+
+from logpipe_plugins.codecs.plain import PlainCodec
+
+
+class LineCodec(PlainCodec):
+    name = "line"
+    doc = "One event per line; written with `format` (default %{message}) and a newline."
+    newline = b"\n"

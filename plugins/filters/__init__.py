@@ -1,0 +1,1 @@
+"""Built-in filters: how events are parsed and reshaped."""

@@ -1,0 +1,1 @@
+"""Built-in inputs: where events come from."""

@@ -1,0 +1,212 @@
+"""`beats` input: a Lumberjack v2 server for Filebeat and the other Beats.
+
+Behaves like Logstash's beats input where it matters to senders: a window ('W' then
+that many data frames, usually inside zlib 'C' frames) becomes one batch; its ACK
+carries the window's highest sequence and is sent only once the pipeline has the
+batch delivered or stored; ACKs leave in window order; while a window waits, an ACK
+of 0 (nothing new acknowledged, the last acked sequence of that window) is sent every
+few seconds so the sender does not time out. Events land as Logstash puts them:
+`@metadata` → event meta (plus `ip_address`), `@timestamp` → event time, the rest
+of the document (host, agent, log.file.path, message …) unchanged and nested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time as _time
+from typing import Any, ClassVar
+
+from logpipe.event import Event
+from logpipe.helpers.server import ProtocolError, ServerInput
+from logpipe.helpers.tls import server_context
+from logpipe.plugin import Setting
+from logpipe.timefmt import parse_iso8601
+from logpipe_plugins.inputs.beats.protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
+
+_READ_SIZE = 1 << 18
+
+
+class BeatsInput(ServerInput):
+    name = "beats"
+    doc = "Lumberjack v2 server (Filebeat, Winlogbeat, Metricbeat … → logpipe)"
+    settings: ClassVar[list[Setting]] = [
+        Setting("host", "string", default="0.0.0.0", doc="address to listen on"),
+        Setting("port", "int", default=5044, doc="TCP port (0 picks a free one)"),
+        Setting("ssl_enabled", "bool", default=False, aliases=("ssl",), doc="serve TLS"),
+        Setting("ssl_certificate", "path", doc="server certificate (PEM)"),
+        Setting("ssl_key", "path", doc="server private key (PEM)"),
+        Setting("ssl_certificate_authorities", "array", default=[], doc="CAs that sign client certificates"),
+        Setting("ssl_client_authentication", "string", default="none", choices=("none", "optional", "required"),
+                doc="ask clients for a certificate"),
+        Setting("client_inactivity_timeout", "duration", default=60.0,
+                doc="close a connection idle this long (never while a window awaits its ACK)"),
+        Setting("ack_keepalive_interval", "duration", default=5.0,
+                doc="while a window awaits its ACK, send a keep-alive ACK this often"),
+        Setting("max_frame_size", "bytes", default=64 * 1024 * 1024, doc="largest frame, compressed or not"),
+        Setting("max_connections", "int", default=1024, doc="concurrent connections (0: unlimited)"),
+        Setting("metadata_as_tag", "bool", default=False, doc="tag events with [@metadata][beat]"),
+    ]
+    host: str
+    port: int
+    tag: str | None
+    ssl_enabled: bool
+    ssl_certificate: str | None
+    ssl_key: str | None
+    ssl_certificate_authorities: list[str]
+    ssl_client_authentication: str
+    client_inactivity_timeout: float
+    ack_keepalive_interval: float
+    max_frame_size: int
+    max_connections: int
+    metadata_as_tag: bool
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        ssl_ctx = None
+        if self.ssl_enabled:
+            ssl_ctx = server_context(
+                self.ssl_certificate, self.ssl_key, self.ssl_certificate_authorities or None,
+                self.ssl_client_authentication, cert_setting="ssl_certificate",
+                ca_setting="ssl_certificate_authorities",
+            )
+        self._listen(self.host, self.port, ssl_ctx, self.max_connections)
+        self._tag = self.event_tag
+        self._seconds: dict[str, int | None] = {}
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
+        conn = _Connection(self, writer, address)
+        keepalive = asyncio.create_task(conn.keepalive(self.ack_keepalive_interval))
+        try:
+            await conn.read(reader)
+        finally:
+            keepalive.cancel()
+
+    def _event(self, payload: Any, address: str) -> Event:
+        """One data frame → an event, the way Logstash's beats input builds it."""
+        if isinstance(payload, JsonFailure):
+            return Event(self._tag, None, {"message": payload.text, "tags": ["_jsonparsefailure"]},
+                         {"ip_address": address})
+        meta = payload.pop("@metadata", None)
+        meta = dict(meta) if type(meta) is dict else {}
+        meta["ip_address"] = address
+        stamp = payload.pop("@timestamp", None)
+        ns = self._timestamp(stamp) if type(stamp) is str else None
+        if ns is None and stamp is not None:
+            payload["_@timestamp"] = stamp
+            tags = payload.setdefault("tags", [])
+            if type(tags) is list:
+                tags.append("_timestampparsefailure")
+        if self.metadata_as_tag and not self.tag and type(meta.get("beat")) is str:
+            tag = meta["beat"]
+        else:
+            tag = self._tag
+        return Event(tag, ns, payload, meta)
+
+    def _timestamp(self, text: str) -> int | None:
+        """Beats write `YYYY-MM-DDTHH:MM:SS.mmmZ`: the seconds part repeats across a window,
+        so it is parsed once and cached; anything else takes the general ISO-8601 parser."""
+        if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[20:23].isdigit():
+            head = text[:19]
+            base = self._seconds.get(head, -1)
+            if base == -1:
+                if len(self._seconds) > 4096:
+                    self._seconds.clear()
+                base = self._seconds[head] = parse_iso8601(head + "Z")
+            if base is not None:
+                return base + int(text[20:23]) * 1_000_000
+            return None
+        return parse_iso8601(text)
+
+
+class _Connection:
+    """Per-connection window and ACK state."""
+
+    def __init__(self, plugin: BeatsInput, writer: asyncio.StreamWriter, address: str) -> None:
+        self.plugin = plugin
+        self.writer = writer
+        self.address = address
+        self.parser = FrameParser(plugin.max_frame_size)
+        self.window_size = 0
+        self.window: list[Any] = []
+        self.window_seq = 0
+        # Windows handed to the pipeline, oldest first: [highest seq, version, acknowledged].
+        self.pending: collections.deque[list[Any]] = collections.deque()
+        self.last_write = _time.monotonic()
+
+    async def read(self, reader: asyncio.StreamReader) -> None:
+        idle = self.plugin.client_inactivity_timeout
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), idle)
+            except TimeoutError:
+                if self.pending:
+                    continue
+                self.plugin.log.info("closing idle beats connection from %s", self.address)
+                return
+            if not data:
+                return
+            try:
+                frames = self.parser.feed(data)
+            except FrameError as exc:
+                raise ProtocolError(exc.reason, str(exc)) from None
+            for frame in frames:
+                if frame[0] == "W":
+                    self._window(frame[2])
+                else:
+                    ready = self._data(frame)
+                    if ready is not None:
+                        await self._emit(*ready)
+
+    def _window(self, size: int) -> None:
+        if self.window:
+            raise ProtocolError("bad_window", f"new window after {len(self.window)} of {self.window_size} events")
+        self.window_size = size
+
+    def _data(self, frame: tuple[Any, ...]) -> tuple[list[Any], int, int] | None:
+        _, version, seq, payload = frame
+        if not self.window_size:
+            raise ProtocolError("bad_window", "data frame before a window size frame")
+        if version != V2 and type(payload) is dict and "line" in payload:  # v1 (logstash-forwarder)
+            payload["message"] = payload.pop("line")
+        self.window.append(payload)
+        self.window_seq = seq
+        if len(self.window) < self.window_size:
+            return None
+        window, self.window, self.window_size = self.window, [], 0
+        return window, seq, version
+
+    async def _emit(self, payloads: list[Any], seq: int, version: int) -> None:
+        make = self.plugin._event
+        address = self.address
+        events = [make(p, address) for p in payloads]
+        entry = [seq, version, False]
+        self.pending.append(entry)
+
+        def on_ack() -> None:
+            entry[2] = True
+            self._send_acks()
+
+        ctx = self.plugin._ctx
+        assert ctx is not None
+        await ctx.emit(events, on_ack)
+
+    def _send_acks(self) -> None:
+        """ACK completed windows strictly in order: a client counts ACKs per window."""
+        pending = self.pending
+        while pending and pending[0][2]:
+            seq, version, _ = pending.popleft()
+            self._write(ack_frame(version, seq))
+
+    def _write(self, frame: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(frame)
+            self.last_write = _time.monotonic()
+
+    async def keepalive(self, interval: float) -> None:
+        """While the oldest window waits for its acknowledgement, ACK 0 every `interval`:
+        Logstash's keep-alive, which resets the Beat's timeout without acknowledging data."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.pending and self.pending[0][1] == V2 and _time.monotonic() - self.last_write >= interval * 0.9:
+                self._write(ack_frame(V2, 0))

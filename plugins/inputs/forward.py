@@ -1,0 +1,302 @@
+"""`forward` input: a Fluentd Forward Protocol v1 server.
+
+Accepts what Fluentd, Fluent Bit, fluent-logger and Docker send: Message, Forward,
+PackedForward and CompressedPackedForward (gzip) modes, EventTime or integer times,
+the `chunk` option (answered with `{"ack": chunk}` only once the pipeline has the
+events delivered or stored — the at-least-once contract), the HELO/PING/PONG
+handshake with a shared key and optional user/password, and TLS.
+
+Each message becomes one batch (a PackedForward chunk is one emit of all its
+entries). Events keep the sender's tag, prefixed by `add_tag_prefix`; a `tag` setting
+replaces it. Fluentd's `<security>` and `<transport tls>` sections are accepted as
+written in a Fluentd config. A peer that sends malformed msgpack, wrong types, an oversized message or
+bad credentials is logged, counted and disconnected; nobody else notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import socket
+import time as _time
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import msgpack
+
+from logpipe.errors import ConfigError
+from logpipe.event import Event
+from logpipe.helpers.forward_protocol import (
+    NS,
+    TooLarge,
+    as_bytes,
+    clean_records,
+    gunzip,
+    new_unpacker,
+    password_digest,
+    section,
+    sections,
+    shared_key_digest,
+    time_to_ns,
+    to_bytes,
+    wants_tls,
+)
+from logpipe.helpers.server import ProtocolError, ServerInput
+from logpipe.helpers.tls import server_context
+from logpipe.plugin import AckCallback, Setting
+
+_READ_SIZE = 1 << 18
+#: Where the per-event metadata of Fluent Bit's `[[time, metadata], record]` entries lands in meta.
+METADATA_KEY = "forward_metadata"
+_UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)
+
+
+class ForwardInput(ServerInput):
+    name = "forward"
+    doc = "Fluentd forward protocol server (Fluentd, Fluent Bit, fluent-logger, Docker)"
+    settings: ClassVar[list[Setting]] = [
+        Setting("bind", "string", default="0.0.0.0", doc="address to listen on"),
+        Setting("port", "int", default=24224, doc="TCP port (0 picks a free one)"),
+        Setting("add_tag_prefix", "string", doc="prefix added to every received tag (`prefix.tag`)"),
+        Setting("chunk_size_limit", "bytes", default=32 * 1024 * 1024,
+                doc="largest message (and decompressed chunk) accepted; bigger closes the connection"),
+        Setting("max_connections", "int", default=1024, doc="concurrent connections (0: unlimited)"),
+        Setting("shared_key", "string", doc="enables the HELO/PING/PONG handshake with this key"),
+        Setting("self_hostname", "string", doc="hostname sent in PONG (default: this host's name)"),
+        Setting("user", "string", doc="require this username in the handshake (with `password`)"),
+        Setting("password", "string", doc="password of `user`"),
+        Setting("users", "hash", default={}, doc="several accepted users: {name => password}"),
+        Setting("tls", "bool", default=False, doc="serve TLS"),
+        Setting("tls_cert_path", "path", doc="server certificate (PEM, chain allowed)"),
+        Setting("tls_private_key_path", "path", doc="server private key (PEM)"),
+        Setting("tls_ca_path", "path", doc="CA used to verify client certificates"),
+        Setting("tls_client_cert_auth", "bool", default=False, doc="require a client certificate"),
+        Setting("source_address_key", "string", doc="record key that receives the peer's IP address"),
+        Setting("handshake_timeout", "duration", default=10.0, doc="time allowed for the PING"),
+        Setting("security", "any", doc="Fluentd <security>: self_hostname, shared_key, <user> username/password"),
+        Setting("transport", "any", doc="Fluentd <transport tls>: cert_path, private_key_path, ca_path, "
+                                        "client_cert_auth"),
+    ]
+    bind: str
+    port: int
+    tag: str | None
+    add_tag_prefix: str | None
+    chunk_size_limit: int
+    max_connections: int
+    shared_key: str | None
+    self_hostname: str
+    user: str | None
+    password: str | None
+    tls: bool
+    tls_cert_path: str | None
+    tls_private_key_path: str | None
+    tls_ca_path: str | None
+    tls_client_cert_auth: bool
+    source_address_key: str | None
+    handshake_timeout: float
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._fluentd_sections()
+        self.users: dict[str, str] = {str(k): str(v) for k, v in self.params["users"].items()}
+        for user in sections(section(self.params["security"]).get("user", [])):
+            self.users[str(user.get("username", ""))] = str(user.get("password", ""))
+        if self.user is not None:
+            if self.password is None:
+                raise ConfigError("'user' needs a 'password'", setting="password")
+            self.users[self.user] = self.password
+        if self.users and not self.shared_key:
+            raise ConfigError("user authentication needs 'shared_key' (the handshake carries it)",
+                              setting="shared_key")
+        if self.chunk_size_limit <= 0:
+            raise ConfigError("'chunk_size_limit' must be positive", setting="chunk_size_limit")
+        self.self_hostname = self.self_hostname or socket.gethostname()
+        ssl_ctx = None
+        if self.tls:
+            ssl_ctx = server_context(
+                self.tls_cert_path, self.tls_private_key_path, self.tls_ca_path,
+                "required" if self.tls_client_cert_auth else "none", ca_setting="tls_ca_path",
+            )
+        self._prefix = f"{self.add_tag_prefix}." if self.add_tag_prefix else ""
+        self._listen(self.bind, self.port, ssl_ctx, self.max_connections)
+
+    def _fluentd_sections(self) -> None:
+        """Fluentd writes the handshake and TLS options in <security> and <transport tls>."""
+        security = section(self.params["security"])
+        self.shared_key = self.shared_key or security.get("shared_key")
+        self.self_hostname = self.self_hostname or str(security.get("self_hostname") or "")
+        transport = self.params["transport"]
+        if wants_tls(transport):
+            tls = section(transport)
+            self.tls = True
+            self.tls_cert_path = self.tls_cert_path or tls.get("cert_path")
+            self.tls_private_key_path = self.tls_private_key_path or tls.get("private_key_path")
+            self.tls_ca_path = self.tls_ca_path or tls.get("ca_path")
+            self.tls_client_cert_auth = self.tls_client_cert_auth or str(tls.get("client_cert_auth")) == "true"
+
+    # ---- one connection ----------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
+        unpacker = new_unpacker(self.chunk_size_limit + _READ_SIZE, keep_raw_strings=True)
+        messages = _messages(reader, unpacker, self.chunk_size_limit)
+        if self.shared_key:
+            await asyncio.wait_for(self._handshake(messages, writer), self.handshake_timeout)
+        async for message in messages:
+            if message is None:  # a heartbeat over TCP
+                continue
+            await self._message(message, writer, address)
+
+    async def _message(self, msg: Any, writer: asyncio.StreamWriter, address: str) -> None:
+        if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not str:
+            raise ProtocolError("wrong_type", f"expected [tag, ...], got {_describe(msg)}")
+        tag, second = msg[0], msg[1]
+        if type(second) is list:
+            option = msg[2] if len(msg) > 2 else None
+            events = self._events(tag, second, clean=True)
+        elif isinstance(second, (bytes, str)):
+            option = msg[2] if len(msg) > 2 else None
+            events = self._events(tag, self._packed_entries(second, option), clean=False)
+        else:
+            if len(msg) < 3:
+                raise ProtocolError("wrong_type", "Message mode needs [tag, time, record]")
+            option = msg[3] if len(msg) > 3 else None
+            events = self._events(tag, [[second, msg[2]]], clean=True)
+        if option is not None and type(option) is not dict:
+            raise ProtocolError("wrong_type", f"option must be a map, got {_describe(option)}")
+        if self.source_address_key:
+            key = self.source_address_key
+            for ev in events:
+                ev.record[key] = address
+        on_ack = _ack_sender(writer, option.get("chunk")) if option else None
+        assert self._ctx is not None
+        await self._ctx.emit(events, on_ack)
+
+    def _packed_entries(self, entries: bytes | str, option: Any) -> list[Any]:
+        data = as_bytes(entries)
+        assert data is not None
+        compressed = option.get("compressed") if type(option) is dict else None
+        if compressed == "gzip":
+            try:
+                data = gunzip(data, self.chunk_size_limit)
+            except TooLarge as exc:
+                raise ProtocolError("oversized", str(exc)) from None
+            except zlib.error as exc:
+                raise ProtocolError("malformed", f"bad gzip entries: {exc}") from None
+        elif compressed not in (None, "text"):
+            raise ProtocolError("wrong_type", f"unsupported compression {compressed!r}")
+        unpacker = new_unpacker(len(data) + 1)
+        try:
+            unpacker.feed(data)
+            return list(unpacker)
+        except _UNPACK_ERRORS as exc:
+            raise ProtocolError("malformed", f"bad PackedForward entries: {exc!r}") from None
+
+    def _events(self, tag: str, entries: list[Any], clean: bool) -> list[Event]:
+        if not tag.isascii():
+            tag = clean_records([tag])[0]
+        tag = self.tag or self._prefix + tag
+        times: list[int] = []
+        records: list[Any] = []
+        metadata: dict[int, dict[Any, Any]] = {}
+        now = 0
+        for entry in entries:
+            if type(entry) is not list or len(entry) < 2:
+                raise ProtocolError("wrong_type", f"entry must be [time, record], got {_describe(entry)}")
+            t, record = entry[0], entry[1]
+            ns = t[0] * NS + t[1] if type(t) is tuple else time_to_ns(t)  # EventTime first: the common case
+            if ns is None and type(t) is list and len(t) == 2 and type(t[1]) is dict:
+                # Fluent Bit ≥ 2.1 sends [[time, metadata], record]; the metadata goes to meta.
+                if t[1]:
+                    metadata[len(records)] = t[1]
+                t = t[0]
+                ns = time_to_ns(t)
+            if not ns:  # nil or 0: Fluentd stamps these with the arrival time
+                if ns is None and t is not None:
+                    raise ProtocolError("wrong_type", f"event time must be a number, got {_describe(t)}")
+                ns = now = now or _time.time_ns()
+            if type(record) is not dict:
+                raise ProtocolError("wrong_type", f"record must be a map, got {_describe(record)}")
+            times.append(ns)
+            records.append(record)
+        if clean:
+            records = clean_records(records)
+        events = [Event(tag, t, r) for t, r in zip(times, records, strict=True)]
+        for index, extra in metadata.items():
+            events[index].meta[METADATA_KEY] = clean_records([extra])[0]
+        return events
+
+    async def _handshake(self, messages: AsyncIterator[Any], writer: asyncio.StreamWriter) -> None:
+        """HELO → PING → PONG (spec: "Handshake Messages"). Failure answers a PONG with
+        the reason, then closes."""
+        nonce = os.urandom(16)
+        auth_salt = os.urandom(16) if self.users else b""
+        writer.write(msgpack.packb(["HELO", {"nonce": nonce, "auth": auth_salt, "keepalive": True}]))
+        ping = await anext(messages, None)
+        if type(ping) is not list or len(ping) != 6 or ping[0] != "PING":
+            raise ProtocolError("handshake", f"expected PING, got {_describe(ping)}")
+        _, hostname, salt, digest, username, pw_digest = ping
+        if not all(isinstance(v, (str, bytes)) for v in ping[1:]):
+            raise ProtocolError("handshake", "PING fields must be strings")
+        hostname = hostname if isinstance(hostname, str) else hostname.decode("utf-8", "surrogateescape")
+        salt_b = to_bytes(salt)
+        reason = ""
+        if hostname == self.self_hostname:
+            reason = "same hostname between input and output: invalid configuration"
+        elif not hmac.compare_digest(
+            str(digest), shared_key_digest(salt_b, hostname, nonce, self.shared_key or "")
+        ):
+            reason = "shared_key mismatch"
+        elif self.users:
+            user = username if isinstance(username, str) else username.decode("utf-8", "replace")
+            password = self.users.get(user)
+            if password is None or not hmac.compare_digest(
+                str(pw_digest), password_digest(auth_salt, user, password)
+            ):
+                reason = "username/password mismatch"
+        if reason:
+            writer.write(msgpack.packb(["PONG", False, reason, self.self_hostname, ""]))
+            await writer.drain()
+            raise ProtocolError("auth", f"handshake failed for {hostname!r}: {reason}")
+        pong_digest = shared_key_digest(salt_b, self.self_hostname, nonce, self.shared_key or "")
+        writer.write(msgpack.packb(["PONG", True, "", self.self_hostname, pong_digest]))
+
+
+async def _messages(reader: asyncio.StreamReader, unpacker: msgpack.Unpacker, limit: int) -> AsyncIterator[Any]:
+    """The peer's msgpack objects, one at a time, read in large blocks."""
+    while True:
+        data = await reader.read(_READ_SIZE)
+        if not data:
+            return
+        try:
+            unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise ProtocolError("oversized", f"message larger than chunk_size_limit ({limit} bytes)") from None
+        while True:
+            try:
+                msg = unpacker.unpack()
+            except msgpack.OutOfData:
+                break
+            except _UNPACK_ERRORS as exc:
+                raise ProtocolError("malformed", f"malformed msgpack: {exc!r}") from None
+            yield msg
+
+
+def _ack_sender(writer: asyncio.StreamWriter, chunk: Any) -> AckCallback | None:
+    """The on_ack callback for a message with a `chunk` option: the reply echoes the chunk
+    id byte for byte (surrogateescape undoes the tolerant decoding)."""
+    if chunk is None:
+        return None
+    reply = msgpack.packb({"ack": chunk}, unicode_errors="surrogateescape")
+
+    def on_ack() -> None:
+        if not writer.is_closing():
+            writer.write(reply)
+
+    return on_ack
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

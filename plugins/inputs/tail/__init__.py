@@ -1,0 +1,313 @@
+"""Tail files: Fluentd's `in_tail` (`tail`) and Logstash's `file` input (`file`).
+
+Both names run the same engine (tail_engine.py); they differ only in the names
+of their settings and in the fields they put on a record:
+
+- `tail` (Fluentd): `{"message": line}` (format none), plus the path under
+  `path_key` when set; `tag` with `*` expanded from the path (`/` → `.`).
+- `file` (Logstash): `message`, and the path and host as Logstash's file input
+  writes them: `[log][file][path]` and `[host][name]` (ecs_compatibility v1/v8,
+  the default), or `path` and `host` (ecs_compatibility disabled). The tag is
+  `tag` when set, else `file`.
+
+Delivery: a file's position is saved only up to acknowledged bytes, atomically,
+at most every `save_interval` and at close; after a crash anything not
+acknowledged is read again. Files present at the first scan start at their end
+unless `read_from_head` / `start_position => beginning`; files that appear later
+(a rotated-in file, a new file matching the glob) are read from their start, so
+nothing written before they were found is lost.
+
+Formats (`format`, Fluentd `<parse>`, or Logstash `codec => plain|json`): none,
+json, `/regexp/` with named groups, and the grok engine's named formats
+(apache2, nginx, syslog …), whose `time` becomes the event time as in Fluentd.
+Unparsable lines keep `message` and get `_jsonparsefailure` / `_grokparsefailure`.
+
+Multiline: `multiline => { pattern => "^\\s" what => "previous" negate => false
+flush_interval => 5 max_lines => 500 max_bytes => "10MB" }` (Logstash codec
+semantics, grok references allowed in the pattern, flush_interval also as
+`auto_flush_interval`), or the flat
+`multiline_pattern`/`multiline_negate`/`multiline_what`/`multiline_flush_interval`,
+or a Fluentd `<parse> @type multiline format_firstline … format1 …`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+import socket
+from typing import Any
+
+from logpipe.errors import ConfigError
+from logpipe.helpers.multiline import MultilineSpec
+from logpipe.helpers.parser import (
+    Parser,
+    TimeExtractor,
+    make_parser,
+    make_section_parser,
+    make_time_extractor,
+    unknown_parse_keys,
+)
+from logpipe.plugin import Input, InputContext, Setting
+from logpipe.settings import coerce_value
+from logpipe_plugins.inputs.tail.engine import Tailer
+from logpipe_plugins.inputs.tail.file import Decorate, TailOptions
+from logpipe_plugins.inputs.tail.paths import split_paths
+
+_SHARED_SETTINGS = [
+    Setting("path", "array", required=True, doc="files to read: globs (*, **, {a,b}); Fluentd's a,b lists"),
+    Setting("rotate_wait", "duration", 5.0, doc="keep reading a rotated or deleted file this long after its last data"),
+    Setting("ignore_older", "duration", doc="do not open files last modified longer ago than this"),
+    Setting("max_line_size", "bytes", 1 << 20, doc="longer lines are truncated (tag _linetruncated) or skipped"),
+    Setting("max_line_action", "string", "truncate", choices=("truncate", "skip"),
+            doc="what to do with lines over max_line_size"),
+    Setting("encoding", "string", "utf-8", doc="character set of the files; invalid bytes become U+FFFD"),
+    Setting("multiline", "hash", doc="join lines: pattern, negate, what (previous|next), flush_interval, "
+                                     "max_lines, max_bytes"),
+    Setting("multiline_pattern", "string", doc="flat form of multiline.pattern"),
+    Setting("multiline_negate", "bool", False, doc="flat form of multiline.negate"),
+    Setting("multiline_what", "string", "previous", choices=("previous", "next"), doc="flat form of multiline.what"),
+    Setting("multiline_flush_interval", "duration", 5.0,
+            doc="emit a pending multiline event after this long without a new line"),
+    Setting("format", "any", "none", doc="none (message), json, /regexp/ with named groups, or a named format"),
+    Setting("parse", "hash", doc="Fluentd <parse> section (@type none|json|regexp|multiline|<format>)"),
+    Setting("batch_size", "int", 2048, doc="maximum events per emitted batch"),
+    Setting("save_interval", "duration", 1.0, doc="how often acknowledged positions are written"),
+    Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
+]
+
+
+class TailInput(Input):
+    """Fluentd's in_tail."""
+
+    name = "tail"
+    doc = "follow files across rotations, at-least-once (Fluentd in_tail)"
+    settings = _SHARED_SETTINGS + [
+        Setting("exclude_path", "array", [], doc="globs of paths not to read"),
+        Setting("path_key", "string", doc="record field that receives the file's path"),
+        Setting("read_from_head", "bool", False, doc="read files found at start from the beginning"),
+        Setting("pos_file", "path", doc="position file (default: under the state dir); /dev/null: none"),
+        Setting("refresh_interval", "duration", 5.0, doc="how often the globs are expanded again"),
+        Setting("limit_recently_modified", "duration", doc="Fluentd's name for ignore_older"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._tailer: Tailer | None = None
+        self._parser, self._multiline, self._timer = _parsing(self)
+        self._encoding = _check_encoding(self.params["encoding"])
+        self._paths = split_paths([str(p) for p in self.params["path"]])
+
+    def options(self, ctx: InputContext) -> TailOptions:
+        p = self.params
+        return self._options(
+            ctx,
+            excludes=p["exclude_path"],
+            read_from_head=p["read_from_head"],
+            pos_file=p["pos_file"],
+            refresh_interval=p["refresh_interval"],
+            ignore_older=p["ignore_older"] if p["ignore_older"] is not None else p["limit_recently_modified"],
+            save_interval=p["save_interval"],
+        )
+
+    def _options(self, ctx: InputContext, *, excludes: list[Any], read_from_head: bool, pos_file: str | None,
+                 refresh_interval: float, ignore_older: float | None, save_interval: float) -> TailOptions:
+        """The engine's options from the settings both names share, plus the ones each
+        spells its own way (passed in)."""
+        p = self.params
+        return TailOptions(
+            paths=self._paths,
+            excludes=[str(x) for x in excludes],
+            tag=p["tag"] or self.name,
+            read_from_head=read_from_head,
+            pos_file=_pos_file(pos_file, ctx, self._paths),
+            refresh_interval=refresh_interval,
+            stat_interval=p["stat_interval"],
+            rotate_wait=p["rotate_wait"],
+            ignore_older=ignore_older,
+            max_line_size=p["max_line_size"],
+            skip_long_lines=p["max_line_action"] == "skip",
+            encoding=self._encoding,
+            multiline=self._multiline,
+            parser=self._parser,
+            timer=self._timer,
+            decorate=self.decorator(),
+            batch_size=p["batch_size"],
+            save_interval=save_interval,
+        )
+
+    def decorator(self) -> Decorate | None:
+        key = self.params.get("path_key")
+        if not key:
+            return None
+
+        def add_path(records: list[dict[str, Any]], path: str) -> None:
+            for r in records:
+                if key not in r:
+                    r[key] = path
+
+        return add_path
+
+    async def run(self, ctx: InputContext) -> None:
+        self._tailer = Tailer(self.options(ctx), ctx)
+        await self._tailer.run()
+
+    async def close(self) -> None:
+        if self._tailer is not None:
+            self._tailer.close()
+
+
+class FileInput(TailInput):
+    """Logstash's file input (tail mode) on the same engine."""
+
+    name = "file"
+    doc = "follow files across rotations, at-least-once (Logstash file input, tail mode)"
+    settings = _SHARED_SETTINGS + [
+        Setting("exclude", "array", [], doc="globs of file names (or paths) not to read"),
+        Setting("start_position", "string", "end", choices=("beginning", "end"),
+                doc="where files seen at start are read from when no position is saved"),
+        Setting("sincedb_path", "path", doc="position file (default: under the state dir); /dev/null: none"),
+        Setting("sincedb_write_interval", "duration", doc="Logstash's name for save_interval"),
+        Setting("discover_interval", "int", 15, doc="expand the globs every this many stat_intervals"),
+        Setting("mode", "string", "tail", choices=("tail",), doc="only tail mode is supported"),
+        Setting("ecs_compatibility", "string", "v8", choices=("disabled", "v1", "v8"),
+                doc="field layout: [log][file][path]/[host][name] (v1, v8) or path/host (disabled)"),
+    ]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        if self.params["discover_interval"] < 1:  # here, not in run: `logpipe check` only builds plugins
+            raise ConfigError("setting 'discover_interval' must be at least 1", setting="discover_interval")
+
+    def options(self, ctx: InputContext) -> TailOptions:
+        p = self.params
+        return self._options(
+            ctx,
+            excludes=p["exclude"],
+            read_from_head=p["start_position"] == "beginning",
+            pos_file=p["sincedb_path"],
+            refresh_interval=p["discover_interval"] * p["stat_interval"],
+            ignore_older=p["ignore_older"],
+            save_interval=p["sincedb_write_interval"] or p["save_interval"],
+        )
+
+    def decorator(self) -> Decorate | None:
+        host = socket.gethostname()
+        if self.params["ecs_compatibility"] == "disabled":
+            def add_flat(records: list[dict[str, Any]], path: str) -> None:
+                for r in records:
+                    if "path" not in r:
+                        r["path"] = path
+                    if "host" not in r:
+                        r["host"] = host
+
+            return add_flat
+
+        def add_ecs(records: list[dict[str, Any]], path: str) -> None:
+            for r in records:
+                if "log" not in r:
+                    r["log"] = {"file": {"path": path}}
+                if "host" not in r:
+                    r["host"] = {"name": host}
+
+        return add_ecs
+
+
+def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtractor | None]:
+    """The record parser, the multiline joiner and the event-time extractor, from
+    `parse` (Fluentd section), `codec` (Logstash) or `format`, plus the multiline settings."""
+    p = plugin.params
+    multiline = _multiline_spec(p)
+    section = p.get("parse")
+    codec = p.get("codec")
+    if section:
+        ignored = unknown_parse_keys(section)
+        if ignored:
+            plugin.log.warning("<parse> options not supported by %s, ignored: %s", plugin.name, ", ".join(ignored))
+        parser, section_ml = make_section_parser(section, plugin.id, p["multiline_flush_interval"])
+        if section_ml is not None:
+            if multiline is not None:
+                raise ConfigError("use either 'multiline' or <parse> @type multiline, not both", setting="parse")
+            multiline = section_ml
+        return parser, multiline, make_time_extractor(section.get("@type", section.get("type", "none")))
+    if codec is not None and str(p["format"]) == "none":
+        if hasattr(codec, "decode"):
+            return codec.decode, multiline, None
+        name = str(getattr(codec, "name", codec))
+        if name not in ("plain", "line", "json", "json_lines"):
+            raise ConfigError(f"codec '{name}' is not supported by the {plugin.name} input; "
+                              "use plain or json (or 'format')", setting="codec")
+        return make_parser(name, plugin.id, "codec"), multiline, None
+    return make_parser(p["format"], plugin.id), multiline, make_time_extractor(p["format"])
+
+
+def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
+    nested = p.get("multiline")
+    flat = p.get("multiline_pattern")
+    if nested and flat:
+        raise ConfigError("use either 'multiline' or 'multiline_pattern', not both", setting="multiline")
+    if not nested and not flat:
+        return None
+    if flat:
+        conf: dict[str, Any] = {"pattern": flat, "negate": p["multiline_negate"], "what": p["multiline_what"]}
+    else:
+        conf = dict(nested or {})
+    unknown = set(conf) - {"pattern", "negate", "what", "flush_interval", "auto_flush_interval",
+                           "max_lines", "max_bytes"}
+    if unknown:
+        raise ConfigError(f"unknown multiline option(s) {', '.join(sorted(unknown))}; allowed: pattern, negate, "
+                          "what, flush_interval, max_lines, max_bytes", setting="multiline")
+    if "pattern" not in conf:
+        raise ConfigError("multiline needs a 'pattern'", setting="multiline")
+    pattern = _multiline_regex(str(getattr(conf["pattern"], "source", conf["pattern"])))
+    what = str(conf.get("what", "previous"))
+    if what not in ("previous", "next"):
+        raise ConfigError(f"multiline 'what' must be previous or next, got {what!r}", setting="multiline")
+    flush = conf.get("flush_interval", conf.get("auto_flush_interval", p["multiline_flush_interval"]))
+    return MultilineSpec(
+        pattern=pattern,
+        negate=coerce_value(Setting("multiline", "bool"), conf.get("negate", False)),
+        what=what,
+        flush_interval=coerce_value(Setting("multiline", "duration"), flush) if flush is not None else None,
+        max_lines=coerce_value(Setting("multiline", "int"), conf.get("max_lines", 500)),
+        max_bytes=coerce_value(Setting("multiline", "bytes"), conf.get("max_bytes", "10MB")),
+    )
+
+
+def _multiline_regex(pattern: str) -> str:
+    """Logstash's multiline patterns may use grok (`^%{TIMESTAMP_ISO8601} `): expanded here."""
+    if "%{" in pattern:
+        from logpipe.grok.engine import Grok
+        from logpipe.grok.errors import GrokError
+
+        try:
+            pattern = Grok(pattern, named_captures_only=True).regex.pattern
+        except GrokError as exc:
+            raise ConfigError(f"invalid multiline pattern: {exc}", setting="multiline") from None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"invalid multiline pattern {pattern!r}: {exc}", setting="multiline") from None
+    return pattern
+
+
+def _check_encoding(name: str) -> str:
+    """Lines are split on the byte 0x0A, so only encodings that write '\\n' as that byte work."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ConfigError(f"unknown encoding {name!r}", setting="encoding") from None
+    if "\n".encode(info.name) != b"\n":
+        raise ConfigError(f"encoding {name!r} is not supported: lines are split on the byte 0x0A "
+                          "(use an ASCII-compatible encoding such as utf-8 or latin-1)", setting="encoding")
+    return info.name
+
+
+def _pos_file(configured: str | None, ctx: InputContext, paths: list[str]) -> str | None:
+    """Default: `<state_dir>/tail-<id>-<hash of the globs>.pos`; /dev/null turns persistence off."""
+    if configured:
+        return None if os.path.abspath(configured) == os.devnull else configured
+    digest = hashlib.sha1("\0".join(sorted(paths)).encode()).hexdigest()[:12]
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.plugin_id)
+    return os.path.join(ctx.state_dir, f"tail-{safe_id}-{digest}.pos")

@@ -1,0 +1,83 @@
+"""One followed file and the tail input's normalised options (plugin-private helpers of in_tail).
+
+A TailedFile carries the offsets that make delivery exact: `read_pos` (bytes read)
+≥ `scan_pos` (end of the last complete line) ≥ `consumed` (end of the last line
+that left in an event) ≥ `acks.committed` (acknowledged, saved). Its identity is
+(device, inode) plus a fingerprint of its first bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from logpipe.helpers.multiline import Multiline, MultilineSpec
+from logpipe.helpers.parser import Parser, TimeExtractor
+from logpipe_plugins.inputs.tail.acks import AckWindow
+from logpipe_plugins.inputs.tail.lines import LineSplitter
+from logpipe_plugins.inputs.tail.positions import Key, Position
+
+FINGERPRINT_BYTES = 255
+
+Decorate = Callable[[list[dict[str, Any]], str], None]
+
+
+@dataclass
+class TailOptions:
+    """Normalised settings: TailInput (Fluentd names) and FileInput (Logstash names) both map onto these."""
+
+    paths: list[str]
+    excludes: list[str]
+    tag: str
+    read_from_head: bool
+    pos_file: str | None
+    refresh_interval: float
+    stat_interval: float
+    rotate_wait: float
+    ignore_older: float | None
+    max_line_size: int
+    skip_long_lines: bool
+    encoding: str
+    multiline: MultilineSpec | None
+    parser: Parser
+    decorate: Decorate | None
+    batch_size: int
+    save_interval: float = 1.0
+    timer: TimeExtractor | None = None
+
+
+def fingerprint(fd: int, length: int) -> tuple[str, int]:
+    data = os.pread(fd, length, 0)
+    return hashlib.blake2b(data, digest_size=8).hexdigest(), len(data)
+
+
+class TailedFile:
+    """One open file. Offsets: `read_pos` (bytes read) ≥ `scan_pos` (end of the last
+    complete line) ≥ `consumed` (end of the last line that left in an event) ≥
+    `acks.committed` (acknowledged, saved)."""
+
+    def __init__(self, path: str, key: Key, fd: int, tag: str, offset: int, fp: tuple[str, int],
+                 opts: TailOptions, on_change: Callable[[], None]) -> None:
+        self.path = path
+        self.key = key
+        self.fd: int | None = fd
+        self.tag = tag
+        self.read_pos = self.scan_pos = self.consumed = offset
+        self.fp, self.fp_len = fp
+        self.splitter = LineSplitter(opts.max_line_size)
+        self.multiline = Multiline(opts.multiline) if opts.multiline else None
+        self.ml_fed = 0.0
+        self.acks = AckWindow(offset, on_change)
+        self.rotated_at: float | None = None
+        self.last_data = time.monotonic()
+        self.at_eof = False
+        self.frozen_until = 0.0
+        self.last_line: bytes | None = None
+        os.lseek(fd, offset, os.SEEK_SET)
+
+    def position(self) -> Position:
+        return Position(self.path, self.key[0], self.key[1], self.acks.committed, self.fp, self.fp_len)

@@ -1,0 +1,1 @@
+"""Built-in outputs: where events go."""
