@@ -148,9 +148,11 @@ def _guarded(plugin: Filter) -> FilterStep:
     run = plugin.filter
     errors = counter("logpipe_filter_errors_total", "filter batches that raised", plugin=plugin.id)
 
+    observers = plugin.observers
+
     def step(events: list[Event]) -> list[Event]:
         try:
-            return run(events)
+            out = run(events)
         except Exception:
             log.exception("filter %s failed on a batch of %d events; passing them on tagged _filter_error",
                           plugin.id, len(events))
@@ -159,7 +161,11 @@ def _guarded(plugin: Filter) -> FilterStep:
                 tags = ev.record.setdefault("tags", [])
                 if isinstance(tags, list) and "_filter_error" not in tags:
                     tags.append("_filter_error")
-            return events
+            out = events
+        if observers:  # `logpipe test` and taps: one truthiness check per batch when nobody looks
+            for observe in observers:
+                observe(out)
+        return out
 
     return step
 

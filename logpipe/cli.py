@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-http", action="store_true", help="do not start the HTTP API")
     check = sub.add_parser("check", help="validate a config (plugins, settings, patterns); exit 0 or 1")
     config_args(check)
+    test = sub.add_parser("test", help="run config unit tests (YAML/TOML test files); exit 0 only if all pass")
+    test.add_argument("files", nargs="+", metavar="FILE", help="test files (see `logpipe test --help`)")
+    test.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report here")
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
     plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
     sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
@@ -70,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(describe_plugins(args.name))
             return EXIT_OK
+        if args.command == "test":
+            return _test(args)
         pipeline = _build(args)
         if args.command == "check":
             print("Configuration OK")
@@ -105,6 +110,24 @@ def _build(args: argparse.Namespace) -> Pipeline:
     if args.text is not None:
         return Pipeline.from_string(args.text, "<command line>", **kwargs)
     return Pipeline.from_paths(args.paths, **kwargs)
+
+
+def _test(args: argparse.Namespace) -> int:
+    """`logpipe test`: every case of every file, a readable report, exit 1 on any failure."""
+    from logpipe.configtest import format_results, junit_xml, run_test_file
+
+    async def run_all() -> list:  # type: ignore[type-arg]
+        results = []
+        for path in args.files:
+            results.extend(await run_test_file(path))
+        return results
+
+    results = asyncio.run(run_all())
+    print(format_results(results))
+    if args.junit:
+        with open(args.junit, "wb") as fh:
+            fh.write(junit_xml(results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
 
 
 def _port(text: str) -> int:

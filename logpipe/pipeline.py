@@ -260,6 +260,15 @@ class Pipeline:
         await self._queue.put((events, ack))
         return ack
 
+    def filter_batch(self, events: list[Event]) -> list[Event]:
+        """Run a batch through the filter section only, in this process (no input, no output):
+        what `logpipe test` and plugin tests need."""
+        return self._filter(events)
+
+    def route_batch(self, events: list[Event]) -> list[tuple[Output, list[Event]]]:
+        """Which output gets which events of a filtered batch, without writing anything."""
+        return [(self.built.outputs[index], part) for index, part in self._route(events)]
+
     @staticmethod
     async def delivered(ack: Ack) -> None:
         """Wait for an Ack to complete (all outputs delivered or stored the batch)."""

@@ -63,6 +63,8 @@ class Plugin:
             if not callable(getattr(cls, attr, None)) and not isinstance(getattr(cls, attr, None), property):
                 setattr(self, attr, value)
         self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
+        #: Called with each batch a filter hands on (`logpipe test`, taps); empty when nobody looks.
+        self.observers: list[Callable[[list[Event]], None]] = []
         self.id: str = values.get("id") or f"{self.name}"
         tag_setting = self._tag_setting()  # not tag_patterns(): subclasses override it with their own state
         if tag_setting is not None:
