@@ -62,14 +62,7 @@ def instantiate(node: PluginNode | Plugin) -> Plugin:
     try:
         return cls(**settings)
     except ConfigError as exc:
-        pos = node.pos
-        if exc.setting is not None:
-            written = node.settings.get(exc.setting)
-            if exc.at_name or written is None:
-                pos = node.setting_pos.get(exc.setting, pos)
-            else:
-                pos = written.pos
-        raise ConfigError(exc.message, exc.pos or pos) from None
+        raise ConfigError(exc.message, exc.pos or node.position_of(exc.setting, exc.at_name)) from None
 
 
 # ---- filters ---------------------------------------------------------------------

@@ -19,17 +19,32 @@ from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.settings import Setting, coerce_settings
+from logpipe.settings import Section, SectionValue, Setting, coerce_settings, written_names
 
 __all__ = [
-    "AckCallback", "Codec", "Filter", "Input", "InputContext", "Output", "Plugin", "RetryableError",
-    "Setting", "WriteResult",
+    "AckCallback", "Codec", "Filter", "Helper", "Input", "InputContext", "Output", "Plugin", "RetryableError",
+    "Section", "SectionValue", "Setting", "WriteResult",
 ]
 
 #: The common tag filter of filters and outputs. Plugins whose own `match` setting means
 #: something else (grok, date) replace it; `match_tag` is the unambiguous spelling.
 TAG_MATCH = Setting("match", "array", doc="only events whose tag matches one of these globs")
 TAG_MATCH_ALIAS = Setting("match_tag", "array", doc="same as the common `match`: Fluentd tag globs")
+
+
+class Helper:
+    """Plugin machinery shared by several plugins that brings its own settings (Fluentd's
+    `helpers :server, :timer`). A plugin composes helpers by listing them,
+    `helpers = [Server, TlsServer]`: their settings join the plugin's own (a setting the
+    plugin declares itself, by the same name, wins: that is how a plugin changes a
+    default), and the helper's functions read them back from the plugin's attributes."""
+
+    settings: ClassVar[list[Setting]] = []
+
+    @classmethod
+    def settings_for(cls, plugin: type[Plugin]) -> list[Setting]:
+        """The settings this helper adds to `plugin` (a helper may adapt defaults to it)."""
+        return list(cls.settings)
 
 
 class Plugin:
@@ -40,12 +55,15 @@ class Plugin:
     name: ClassVar[str] = ""
     doc: ClassVar[str] = ""
     settings: ClassVar[list[Setting]] = []
+    #: Helpers whose settings this plugin takes (see Helper).
+    helpers: ClassVar[list[type[Helper]]] = []
     common_settings: ClassVar[list[Setting]] = [
         Setting("id", "string", doc="a unique name for this plugin instance (logs, metrics)"),
     ]
 
     def __init__(self, **settings: Any) -> None:
         values = coerce_settings(type(self), settings)
+        self._written = written_names(type(self).all_settings(), list(settings))
         for setting in type(self).all_settings():
             if setting.type == "codec" and isinstance(values.get(setting.name), str):
                 from logpipe.registry import create  # the registry imports this module
@@ -73,6 +91,11 @@ class Plugin:
             except ConfigError as exc:
                 raise ConfigError(exc.message, setting=tag_setting) from None
 
+    def setting_name(self, declared: str) -> str:
+        """The name the user wrote for a declared setting (an old alias, the other
+        front-end's spelling), for errors that must name what to edit."""
+        return self._written.get(declared, declared)
+
     def _tag_setting(self) -> str | None:
         """Which setting holds the tag globs: `match_tag`, or the common `match` (None if neither)."""
         if self.params.get("match_tag"):
@@ -90,7 +113,8 @@ class Plugin:
     @classmethod
     def all_settings(cls) -> list[Setting]:
         seen: dict[str, Setting] = {}
-        for s in cls.common_settings + cls.settings:
+        helper_settings = [s for helper in cls.helpers for s in helper.settings_for(cls)]
+        for s in cls.common_settings + helper_settings + cls.settings:
             seen[s.name] = s
         return list(seen.values())
 

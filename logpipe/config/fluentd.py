@@ -597,7 +597,22 @@ def plugin_node(element: Element, kind: str) -> PluginNode:
         value: Any = _as_dict(group[0]) if len(group) == 1 else [_as_dict(g) for g in group]
         node.settings[name_] = Value(value, group[0].pos)
         node.setting_pos[name_] = group[0].pos
+        _record_positions(node, name_, group)
     return node
+
+
+def _record_positions(node: PluginNode, path: str, group: list[Element]) -> None:
+    """Where each parameter inside a subsection was written (`security.shared_key`,
+    `server[1].host`), so a plugin's complaint about one lands on its line."""
+    for index, child in enumerate(group):
+        here = f"{path}[{index}]" if len(group) > 1 else path
+        node.setting_pos.setdefault(here, child.pos)
+        node.nested_pos.setdefault(here, child.pos)
+        for key, param in child.params.items():
+            node.setting_pos[f"{here}.{key}"] = param.key_pos
+            node.nested_pos[f"{here}.{key}"] = param.value_pos
+        for name, sub in _grouped(child.children).items():
+            _record_positions(node, f"{here}.{name}", sub)
 
 
 def _grouped(children: list[Element]) -> dict[str, list[Element]]:

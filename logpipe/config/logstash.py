@@ -226,6 +226,11 @@ class Parser:
         self.src = src
         self.lexer = Lexer(src)
         self.depth = 0
+        #: Path of the value being parsed inside a setting (`ssl`, `server[1]`, `host`), and
+        #: where each nested name and value was written, for errors inside hashes.
+        self._path: list[str] = []
+        self._nested_names: dict[str, Pos] = {}
+        self._nested_values: dict[str, Pos] = {}
 
     # ---- helpers ---------------------------------------------------------------
 
@@ -320,8 +325,15 @@ class Parser:
                 )
             self.lexer.next()
             start = self.lexer.peek().start
+            names: dict[str, Pos] = {}
+            values: dict[str, Pos] = {}
+            self._path, self._nested_names, self._nested_values = [token.value], names, values
             value = Value(self.value(plain=False), self.pos(start))
             _merge_setting(node, token.value, value, self.pos(token.start))
+            for path, pos in names.items():
+                node.setting_pos.setdefault(path, pos)
+            for path, pos in values.items():
+                node.nested_pos.setdefault(path, pos)
 
     # ---- values ----------------------------------------------------------------
 
@@ -374,7 +386,10 @@ class Parser:
                 self.lexer.next()
                 self.depth -= 1
                 return items
+            self._path.append(f"[{len(items)}]")
+            self._nested_values["".join(self._path)] = self.pos(token.start)
             items.append(self.value(plain=True, env=env))
+            self._path.pop()
             token = self.lexer.peek()
             if token.is_punct(","):
                 self.lexer.next()
@@ -401,7 +416,12 @@ class Parser:
                 raise self.error(f"expected a hash key or '}}', found {token.describe()}", token.start)
             self.lexer.next()
             self.expect("=>", f"after hash key {token.describe()}")
+            self._path.append(f".{token.value}")
+            path = "".join(self._path)
+            self._nested_names[path] = self.pos(token.start)
+            self._nested_values[path] = self.pos(self.lexer.peek().start)
             items[token.value] = self.value(plain=True, env=env)
+            self._path.pop()
 
     # ---- conditionals ----------------------------------------------------------
 

@@ -41,6 +41,9 @@ class PluginNode:
     errors). Fluentd subsections (`<buffer>`, `<parse>`, `<record>`) are settings whose
     value is a dict; repeated subsections (`<store>`) become a list of dicts.
     A `codec => json { charset => "x" }` value is a nested PluginNode of kind codec.
+    `nested_pos` maps the path of a value inside a section or hash (`security.shared_key`,
+    `server[1].host`) to where that value was written, and `setting_pos` holds the
+    same paths for where their names were, so errors inside sections are placed too.
     """
 
     kind: str
@@ -48,6 +51,29 @@ class PluginNode:
     settings: dict[str, Value]
     pos: Pos
     setting_pos: dict[str, Pos] = field(default_factory=dict)
+    nested_pos: dict[str, Pos] = field(default_factory=dict)
+
+    def position_of(self, setting: str | None, at_name: bool = False) -> Pos:
+        """Where the user wrote `setting` (a name or a path into a section): its value,
+        or its name with `at_name`; the nearest enclosing place a path is not recorded for."""
+        path = setting
+        while path:
+            written = self.settings.get(path)
+            if not at_name and written is not None:
+                return written.pos
+            if not at_name and path in self.nested_pos:
+                return self.nested_pos[path]
+            if path in self.setting_pos:
+                return self.setting_pos[path]
+            at_name = False  # an enclosing section: point at its value
+            path = _parent_path(path)
+        return self.pos
+
+
+def _parent_path(path: str) -> str:
+    """`a.b[1].c` → `a.b[1]` → `a.b` → `a` → ``."""
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
 
 
 # ---- conditional expressions -------------------------------------------------------

@@ -137,28 +137,6 @@ def password_digest(auth_salt: bytes, username: str, password: str) -> str:
     return h.hexdigest()
 
 
-def section(value: Any) -> dict[str, Any]:
-    """A Fluentd subsection as the Fluentd front-end hands it (a dict, or a list of dicts when
-    repeated): the first one, or {}."""
-    if isinstance(value, list):
-        value = value[0] if value else {}
-    return value if isinstance(value, dict) else {}
-
-
-def sections(value: Any) -> list[dict[str, Any]]:
-    """Every instance of a repeatable Fluentd subsection (`<user>`, `<server>`)."""
-    if isinstance(value, dict):
-        return [value]
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def wants_tls(transport: Any) -> bool:
-    """`transport tls` (a parameter) or `<transport tls>` (a section)."""
-    if isinstance(transport, str):
-        return transport == "tls"
-    return section(transport).get("@args") == "tls"
-
-
 def to_bytes(value: Any) -> bytes:
     """Nonces and salts arrive as bin or str depending on the peer's msgpack settings."""
     return as_bytes(value) or b""

@@ -1,6 +1,19 @@
-"""The TCP(+TLS) listener under the network inputs (forward, beats).
+"""The TCP(+TLS) listener under the network inputs (forward, beats, syslog, tcp, http …).
 
-Both inputs need the same life cycle: bind and listen in `start` (so a port clash is
+`Server` is the helper that declares the listening settings once (`host`, Fluentd's
+`bind`; `port`; `max_connections`); `ServerInput` is the input base built on it and on
+`TlsServer`, so a new listening input is its protocol and nothing else:
+
+    class LineInput(ServerInput):
+        name = "lines"
+        default_port = 5140                        # the `port` default of this input
+        settings = [Setting("max_line", "bytes", default="64k", min=1)]
+
+        async def _connection(self, reader, writer, address):
+            while line := await reader.readline():
+                await self._ctx.emit([Event(self.event_tag, None, {"message": line.decode()})], None)
+
+Every listening input needs the same life cycle: bind and listen in `start` (so a port clash is
 reported before events flow), hold accepted peers until `run` has a context, cap the number of
 connections, give every connection its own task so a bad peer only ever loses its
 own connection, and close everything when the input is cancelled. `ServerInput` is
@@ -14,10 +27,13 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
+from logpipe.helpers.tls import TlsServer
 from logpipe.metrics import REGISTRY
-from logpipe.plugin import Input, InputContext
+from logpipe.plugin import Helper, Input, InputContext, Plugin
+from logpipe.settings import Setting
 
 #: A connection handler: reader, writer and the peer's address (IP, or the socket name).
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
@@ -126,12 +142,39 @@ class ConnectionServer:
             writer.close()
 
 
+class Server(Helper):
+    """The listening settings. The `port` default comes from the plugin's `default_port`."""
+
+    settings = [
+        Setting("host", "string", default="0.0.0.0", spellings=("bind",), doc="address to listen on"),
+        Setting("port", "int", default=0, min=0, max=65535, doc="TCP port (0 picks a free one)"),
+        Setting("max_connections", "int", default=1024, min=0, doc="concurrent connections (0: unlimited)"),
+    ]
+
+    @classmethod
+    def settings_for(cls, plugin: type[Plugin]) -> list[Setting]:
+        port = getattr(plugin, "default_port", 0)
+        return [Setting("port", "int", default=port, min=0, max=65535, doc="TCP port (0 picks a free one)")
+                if s.name == "port" else s for s in cls.settings]
+
+
 class ServerInput(Input):
     """Base of the listening inputs: `start` binds (a port clash fails the start, not the
     first event), `run` serves until cancelled, `close` drops every connection.
-    Subclasses call `_listen` from `__init__` and implement `_connection`."""
+    Subclasses set `default_port` and implement `_connection`; the listener is set up from
+    the Server and TlsServer settings (a subclass that needs another TLS context calls
+    `_listen` itself from `__init__`)."""
 
+    helpers: ClassVar[list[type[Helper]]] = [Server, TlsServer]
+    default_port: ClassVar[int] = 0
     _ctx: InputContext | None = None
+    host: str
+    port: int
+    max_connections: int
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._listen(self.host, self.port, TlsServer.context(self), self.max_connections)
 
     def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_connections: int) -> None:
         self._server = ConnectionServer(

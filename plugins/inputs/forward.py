@@ -4,13 +4,14 @@ Accepts what Fluentd, Fluent Bit, fluent-logger and Docker send: Message, Forwar
 PackedForward and CompressedPackedForward (gzip) modes, EventTime or integer times,
 the `chunk` option (answered with `{"ack": chunk}` only once the pipeline has the
 events delivered or stored — the at-least-once contract), the HELO/PING/PONG
-handshake with a shared key and optional user/password, and TLS.
+handshake with a shared key and optional user/password, and TLS (the TlsServer helper's
+settings: `<transport tls>` as Fluentd writes it, or the `ssl_*` spellings).
 
 Each message becomes one batch (a PackedForward chunk is one emit of all its
 entries). Events keep the sender's tag, prefixed by `add_tag_prefix`; a `tag` setting
-replaces it. Fluentd's `<security>` and `<transport tls>` sections are accepted as
-written in a Fluentd config. A peer that sends malformed msgpack, wrong types, an oversized message or
-bad credentials is logged, counted and disconnected; nobody else notices.
+replaces it. Fluentd's `<security>` (with `<user>`s) and `<transport tls>` sections are
+declared sections, checked like any other setting. A peer that sends malformed
+msgpack, wrong types, an oversized message or bad credentials is logged, counted and disconnected; nobody else notices.
 """
 
 from __future__ import annotations
@@ -36,16 +37,12 @@ from logpipe.helpers.forward_protocol import (
     gunzip,
     new_unpacker,
     password_digest,
-    section,
-    sections,
     shared_key_digest,
     time_to_ns,
     to_bytes,
-    wants_tls,
 )
 from logpipe.helpers.server import ProtocolError, ServerInput
-from logpipe.helpers.tls import server_context
-from logpipe.plugin import AckCallback, Setting
+from logpipe.plugin import AckCallback, Section, SectionValue, Setting
 
 _READ_SIZE = 1 << 18
 #: Where the per-event metadata of Fluent Bit's `[[time, metadata], record]` entries lands in meta.
@@ -56,85 +53,59 @@ _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)
 class ForwardInput(ServerInput):
     name = "forward"
     doc = "Fluentd forward protocol server (Fluentd, Fluent Bit, fluent-logger, Docker)"
+    default_port = 24224
     settings: ClassVar[list[Setting]] = [
-        Setting("bind", "string", default="0.0.0.0", doc="address to listen on"),
-        Setting("port", "int", default=24224, doc="TCP port (0 picks a free one)"),
         Setting("add_tag_prefix", "string", doc="prefix added to every received tag (`prefix.tag`)"),
-        Setting("chunk_size_limit", "bytes", default=32 * 1024 * 1024,
+        Setting("chunk_size_limit", "bytes", default=32 * 1024 * 1024, min=1,
                 doc="largest message (and decompressed chunk) accepted; bigger closes the connection"),
-        Setting("max_connections", "int", default=1024, doc="concurrent connections (0: unlimited)"),
-        Setting("shared_key", "string", doc="enables the HELO/PING/PONG handshake with this key"),
+        Setting("shared_key", "string", secret=True, doc="enables the HELO/PING/PONG handshake with this key"),
         Setting("self_hostname", "string", doc="hostname sent in PONG (default: this host's name)"),
         Setting("user", "string", doc="require this username in the handshake (with `password`)"),
-        Setting("password", "string", doc="password of `user`"),
-        Setting("users", "hash", default={}, doc="several accepted users: {name => password}"),
-        Setting("tls", "bool", default=False, doc="serve TLS"),
-        Setting("tls_cert_path", "path", doc="server certificate (PEM, chain allowed)"),
-        Setting("tls_private_key_path", "path", doc="server private key (PEM)"),
-        Setting("tls_ca_path", "path", doc="CA used to verify client certificates"),
-        Setting("tls_client_cert_auth", "bool", default=False, doc="require a client certificate"),
+        Setting("password", "string", secret=True, doc="password of `user`"),
+        Setting("users", "hash", default={}, secret=True, doc="several accepted users: {name => password}"),
         Setting("source_address_key", "string", doc="record key that receives the peer's IP address"),
-        Setting("handshake_timeout", "duration", default=10.0, doc="time allowed for the PING"),
-        Setting("security", "any", doc="Fluentd <security>: self_hostname, shared_key, <user> username/password"),
-        Setting("transport", "any", doc="Fluentd <transport tls>: cert_path, private_key_path, ca_path, "
-                                        "client_cert_auth"),
+        Setting("handshake_timeout", "duration", default=10.0, min=0.001, doc="time allowed for the PING"),
+        Section("security", [
+            Setting("self_hostname", "string", doc="hostname sent in PONG"),
+            Setting("shared_key", "string", secret=True, doc="the handshake's shared key"),
+            Setting("user_auth", "bool", default=False, doc="require a <user> in the handshake"),
+            Setting("allow_anonymous_source", "bool", default=True,
+                    doc="accepted as Fluentd has it; every source may connect (no <client> rules)"),
+            Section("user", [
+                Setting("username", "string", required=True, doc="user name"),
+                Setting("password", "string", required=True, secret=True, doc="its password"),
+            ], multiple=True, doc="an accepted user"),
+        ], doc="Fluentd <security>: the handshake", example="<security> shared_key s3cret </security>"),
     ]
-    bind: str
-    port: int
     tag: str | None
     add_tag_prefix: str | None
     chunk_size_limit: int
-    max_connections: int
     shared_key: str | None
     self_hostname: str
     user: str | None
     password: str | None
-    tls: bool
-    tls_cert_path: str | None
-    tls_private_key_path: str | None
-    tls_ca_path: str | None
-    tls_client_cert_auth: bool
     source_address_key: str | None
     handshake_timeout: float
+    security: SectionValue
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self._fluentd_sections()
+        security = self.security
+        self.shared_key = self.shared_key or security.shared_key
+        self.self_hostname = self.self_hostname or security.self_hostname or socket.gethostname()
         self.users: dict[str, str] = {str(k): str(v) for k, v in self.params["users"].items()}
-        for user in sections(section(self.params["security"]).get("user", [])):
-            self.users[str(user.get("username", ""))] = str(user.get("password", ""))
+        for user in security.user:
+            self.users[user.username] = user.password
         if self.user is not None:
             if self.password is None:
                 raise ConfigError("'user' needs a 'password'", setting="password")
             self.users[self.user] = self.password
+        if security.user_auth and not self.users:
+            raise ConfigError("user_auth needs at least one <user>", setting="security")
         if self.users and not self.shared_key:
             raise ConfigError("user authentication needs 'shared_key' (the handshake carries it)",
                               setting="shared_key")
-        if self.chunk_size_limit <= 0:
-            raise ConfigError("'chunk_size_limit' must be positive", setting="chunk_size_limit")
-        self.self_hostname = self.self_hostname or socket.gethostname()
-        ssl_ctx = None
-        if self.tls:
-            ssl_ctx = server_context(
-                self.tls_cert_path, self.tls_private_key_path, self.tls_ca_path,
-                "required" if self.tls_client_cert_auth else "none", ca_setting="tls_ca_path",
-            )
         self._prefix = f"{self.add_tag_prefix}." if self.add_tag_prefix else ""
-        self._listen(self.bind, self.port, ssl_ctx, self.max_connections)
-
-    def _fluentd_sections(self) -> None:
-        """Fluentd writes the handshake and TLS options in <security> and <transport tls>."""
-        security = section(self.params["security"])
-        self.shared_key = self.shared_key or security.get("shared_key")
-        self.self_hostname = self.self_hostname or str(security.get("self_hostname") or "")
-        transport = self.params["transport"]
-        if wants_tls(transport):
-            tls = section(transport)
-            self.tls = True
-            self.tls_cert_path = self.tls_cert_path or tls.get("cert_path")
-            self.tls_private_key_path = self.tls_private_key_path or tls.get("private_key_path")
-            self.tls_ca_path = self.tls_ca_path or tls.get("ca_path")
-            self.tls_client_cert_auth = self.tls_client_cert_auth or str(tls.get("client_cert_auth")) == "true"
 
     # ---- one connection ----------------------------------------------------------
 

@@ -28,18 +28,9 @@ import msgpack
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.helpers.forward_protocol import (
-    NS,
-    event_time,
-    password_digest,
-    section,
-    sections,
-    shared_key_digest,
-    to_bytes,
-    wants_tls,
-)
-from logpipe.helpers.tls import client_context
-from logpipe.plugin import Output, RetryableError, Setting, WriteResult
+from logpipe.helpers.forward_protocol import NS, event_time, password_digest, shared_key_digest, to_bytes
+from logpipe.helpers.tls import TlsClient
+from logpipe.plugin import Output, RetryableError, Section, SectionValue, Setting, WriteResult
 
 _SERVER_SPEC = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+)(?::(?P<weight>\d+))?)?")
 
@@ -120,24 +111,29 @@ class ForwardOutput(Output):
                 doc="gzip sends CompressedPackedForward"),
         Setting("time_as_integer", "bool", default=False, doc="send integer seconds instead of EventTime"),
         Setting("keepalive", "bool", default=True, doc="reuse connections between chunks"),
-        Setting("shared_key", "string", doc="handshake with this key (the server's `shared_key`)"),
+        Setting("shared_key", "string", secret=True, doc="handshake with this key (the server's `shared_key`)"),
         Setting("self_hostname", "string", doc="our name in the handshake (default: this host's name)"),
         Setting("username", "string", doc="user for servers that require one"),
-        Setting("password", "string", doc="its password"),
+        Setting("password", "string", secret=True, doc="its password"),
         Setting("heartbeat_type", "string", default="tcp", choices=("tcp", "transport", "none"),
                 doc="how server health is probed (tcp/transport: a TCP connect)"),
-        Setting("heartbeat_interval", "duration", default=1.0, doc="probe period"),
-        Setting("recover_wait", "duration", default=10.0, doc="without heartbeats: retry a failed server after"),
-        Setting("tls", "bool", default=False, doc="connect with TLS"),
-        Setting("tls_ca_cert_path", "path", doc="CA that signs the servers' certificates (default: system store)"),
-        Setting("tls_verify_hostname", "bool", default=True, doc="check the certificate names the server"),
-        Setting("tls_insecure_mode", "bool", default=False, doc="skip certificate verification (testing only)"),
-        Setting("tls_client_cert_path", "path", doc="client certificate for servers that require one"),
-        Setting("tls_client_private_key_path", "path", doc="its private key"),
-        Setting("server", "any", doc="Fluentd <server> sections: host, port, weight, standby, username, password"),
-        Setting("security", "any", doc="Fluentd <security>: self_hostname, shared_key"),
-        Setting("transport", "string", choices=("tcp", "tls"), doc="Fluentd's `transport tls` (same as tls)"),
+        Setting("heartbeat_interval", "duration", default=1.0, min=0.001, doc="probe period"),
+        Setting("recover_wait", "duration", default=10.0, min=0, doc="without heartbeats: retry a failed server after"),
+        Section("server", [
+            Setting("host", "string", required=True, doc="server address"),
+            Setting("name", "string", doc="a name for logs"),
+            Setting("port", "int", default=24224, min=1, max=65535, doc="its port"),
+            Setting("weight", "int", default=60, min=0, doc="share of the chunks (0: never chosen)"),
+            Setting("standby", "bool", default=False, doc="used only when no primary is healthy"),
+            Setting("username", "string", doc="user, for servers that require one"),
+            Setting("password", "string", secret=True, doc="its password"),
+        ], multiple=True, doc="Fluentd <server>: one destination", example="<server> host 10.0.0.5 </server>"),
+        Section("security", [
+            Setting("self_hostname", "string", doc="our name in the handshake"),
+            Setting("shared_key", "string", secret=True, doc="the handshake's shared key"),
+        ], doc="Fluentd <security>: the handshake"),
     ]
+    helpers = [TlsClient]
     require_ack_response: bool
     ack_response_timeout: float
     send_timeout: float
@@ -153,23 +149,20 @@ class ForwardOutput(Output):
     heartbeat_interval: float
     recover_wait: float
 
+    server: list[SectionValue]
+    security: SectionValue
+
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         p = self.params
-        specs = p["servers"] + sections(p["server"])
-        self.servers = [self._server(spec) for spec in specs] or [_Server(p["host"], p["port"])]
-        security = section(p["security"])
-        self.shared_key = self.shared_key or security.get("shared_key")
-        self.self_hostname = self.self_hostname or str(security.get("self_hostname") or "")
+        self.servers = [self._server(spec) for spec in p["servers"]] + [
+            _Server(s.host, s.port, s.weight, s.standby, s.username, s.password) for s in self.server
+        ] or [_Server(p["host"], p["port"])]
+        self.shared_key = self.shared_key or self.security.shared_key
+        self.self_hostname = self.self_hostname or self.security.self_hostname or socket.gethostname()
         if not any(s.weight > 0 for s in self.servers):
-            raise ConfigError("every server has weight 0", setting="servers")
-        self.self_hostname = self.self_hostname or socket.gethostname()
-        self._ssl: ssl.SSLContext | None = None
-        if p["tls"] or wants_tls(p["transport"]):
-            self._ssl = client_context(
-                p["tls_ca_cert_path"], verify=not p["tls_insecure_mode"], verify_hostname=p["tls_verify_hostname"],
-                cert=p["tls_client_cert_path"], key=p["tls_client_private_key_path"],
-            )
+            raise ConfigError("every server has weight 0", setting="server" if self.server else "servers")
+        self._ssl = TlsClient.context(self)
         self._heartbeat: asyncio.Task[None] | None = None
 
     def _server(self, spec: Any) -> _Server:

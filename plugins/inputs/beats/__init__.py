@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 from logpipe.event import Event
 from logpipe.helpers.server import ProtocolError, ServerInput
-from logpipe.helpers.tls import server_context
 from logpipe.plugin import Setting
 from logpipe.timefmt import parse_iso8601
 from logpipe_plugins.inputs.beats.protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
@@ -30,47 +29,23 @@ _READ_SIZE = 1 << 18
 class BeatsInput(ServerInput):
     name = "beats"
     doc = "Lumberjack v2 server (Filebeat, Winlogbeat, Metricbeat … → logpipe)"
+    default_port = 5044
     settings: ClassVar[list[Setting]] = [
-        Setting("host", "string", default="0.0.0.0", doc="address to listen on"),
-        Setting("port", "int", default=5044, doc="TCP port (0 picks a free one)"),
-        Setting("ssl_enabled", "bool", default=False, aliases=("ssl",), doc="serve TLS"),
-        Setting("ssl_certificate", "path", doc="server certificate (PEM)"),
-        Setting("ssl_key", "path", doc="server private key (PEM)"),
-        Setting("ssl_certificate_authorities", "array", default=[], doc="CAs that sign client certificates"),
-        Setting("ssl_client_authentication", "string", default="none", choices=("none", "optional", "required"),
-                doc="ask clients for a certificate"),
-        Setting("client_inactivity_timeout", "duration", default=60.0,
+        Setting("client_inactivity_timeout", "duration", default=60.0, min=0.001,
                 doc="close a connection idle this long (never while a window awaits its ACK)"),
-        Setting("ack_keepalive_interval", "duration", default=5.0,
+        Setting("ack_keepalive_interval", "duration", default=5.0, min=0.001,
                 doc="while a window awaits its ACK, send a keep-alive ACK this often"),
-        Setting("max_frame_size", "bytes", default=64 * 1024 * 1024, doc="largest frame, compressed or not"),
-        Setting("max_connections", "int", default=1024, doc="concurrent connections (0: unlimited)"),
+        Setting("max_frame_size", "bytes", default=64 * 1024 * 1024, min=1, doc="largest frame, compressed or not"),
         Setting("metadata_as_tag", "bool", default=False, doc="tag events with [@metadata][beat]"),
     ]
-    host: str
-    port: int
     tag: str | None
-    ssl_enabled: bool
-    ssl_certificate: str | None
-    ssl_key: str | None
-    ssl_certificate_authorities: list[str]
-    ssl_client_authentication: str
     client_inactivity_timeout: float
     ack_keepalive_interval: float
     max_frame_size: int
-    max_connections: int
     metadata_as_tag: bool
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        ssl_ctx = None
-        if self.ssl_enabled:
-            ssl_ctx = server_context(
-                self.ssl_certificate, self.ssl_key, self.ssl_certificate_authorities or None,
-                self.ssl_client_authentication, cert_setting="ssl_certificate",
-                ca_setting="ssl_certificate_authorities",
-            )
-        self._listen(self.host, self.port, ssl_ctx, self.max_connections)
         self._tag = self.event_tag
         self._seconds: dict[str, int | None] = {}
 

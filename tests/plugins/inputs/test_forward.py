@@ -435,7 +435,7 @@ def test_config_errors() -> None:
     assert err.value.setting == "shared_key"
     with pytest.raises(ConfigError) as err:
         ForwardInput(tls=True)
-    assert err.value.setting == "tls_cert_path"
+    assert err.value.setting == "ssl_certificate"
     with pytest.raises(ConfigError):
         ForwardInput(prot=1)
 
@@ -462,7 +462,7 @@ def test_tls_errors_name_the_setting_to_fix(tmp_path: Path) -> None:
     cert, key = make_certs(tmp_path)
     with pytest.raises(ConfigError) as err:
         ForwardInput(tls=True, tls_cert_path=cert, tls_private_key_path=key, tls_client_cert_auth=True)
-    assert err.value.setting == "tls_ca_path"
+    assert err.value.setting == "ssl_certificate_authorities"
     with pytest.raises(ConfigError) as err:
         BeatsInput(ssl_enabled=True, ssl_certificate=cert, ssl_key=key, ssl_client_authentication="required",
                    ssl_certificate_authorities=[str(tmp_path / "missing.pem")])
