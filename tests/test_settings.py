@@ -130,7 +130,8 @@ def test_errors_inside_a_fluentd_section_point_at_the_line() -> None:
 
 
 def test_errors_inside_a_logstash_hash_point_at_the_value() -> None:
-    rendered = _error('input {\n  settings_demo {\n    server => [{ host => "a" }, { host => "b" port => 0 }]\n  }\n}\n')
+    text = 'input {\n  settings_demo {\n    server => [{ host => "a" }, { host => "b" port => 0 }]\n  }\n}\n'
+    rendered = _error(text)
     assert rendered.startswith("<settings>:3:55: error: setting 'port' must be between 1 and 65535, got 0"), rendered
     rendered = _error('input { settings_demo { auth => { user => "u" timeout => "soon" } } }')
     assert rendered.startswith("<settings>:1:58: error: setting 'timeout' expects a duration"), rendered
