@@ -24,6 +24,9 @@ from logpipe.timefmt import parse_iso8601
 from logpipe_plugins.inputs.beats.protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
 
 _READ_SIZE = 1 << 18
+#: A window is handed to the pipeline in slices of at most this many events or bytes.
+_SLICE_EVENTS = 2048
+_SLICE_BYTES = 4 << 20
 
 
 class BeatsInput(ServerInput):
@@ -35,7 +38,8 @@ class BeatsInput(ServerInput):
                 doc="close a connection idle this long (never while a window awaits its ACK)"),
         Setting("ack_keepalive_interval", "duration", default=5.0, min=0.001,
                 doc="while a window awaits its ACK, send a keep-alive ACK this often"),
-        Setting("max_frame_size", "bytes", default=64 * 1024 * 1024, min=1, doc="largest frame, compressed or not"),
+        Setting("max_frame_size", "bytes", default=64 * 1024 * 1024, min=1,
+                doc="largest frame, compressed or not, and largest inflated content of one compressed frame"),
         Setting("metadata_as_tag", "bool", default=False, doc="tag events with [@metadata][beat]"),
     ]
     tag: str | None
@@ -94,8 +98,31 @@ class BeatsInput(ServerInput):
         return parse_iso8601(text)
 
 
+class _Window:
+    """One window as the pipeline sees it: slices handed on, how many are still
+    unacknowledged, and whether its last frame has arrived. ACKed once complete and settled."""
+
+    __slots__ = ("seq", "version", "outstanding", "complete")
+
+    def __init__(self, version: int) -> None:
+        self.seq = 0
+        self.version = version
+        self.outstanding = 0
+        self.complete = False
+
+    @property
+    def settled(self) -> bool:
+        return self.complete and not self.outstanding
+
+
 class _Connection:
-    """Per-connection window and ACK state."""
+    """Per-connection window and ACK state.
+
+    A window is streamed to the pipeline in slices of at most `_SLICE_EVENTS` events or
+    `_SLICE_BYTES` bytes of frames, so what one connection holds is one slice, whatever
+    window size it declares (2³²−1 included) and however far its frames inflate; the
+    pipeline's backpressure does the rest. A window small enough for one slice (Filebeat's
+    default `bulk_max_size` is 2048) is still one batch."""
 
     def __init__(self, plugin: BeatsInput, writer: asyncio.StreamWriter, address: str) -> None:
         self.plugin = plugin
@@ -103,10 +130,12 @@ class _Connection:
         self.address = address
         self.parser = FrameParser(plugin.max_frame_size)
         self.window_size = 0
-        self.window: list[Any] = []
-        self.window_seq = 0
-        # Windows handed to the pipeline, oldest first: [highest seq, version, acknowledged].
-        self.pending: collections.deque[list[Any]] = collections.deque()
+        self.received = 0
+        self.current: _Window | None = None
+        self.batch: list[Event] = []
+        self.batch_bytes = 0
+        # Windows handed to the pipeline, oldest first; ACKs leave in this order.
+        self.pending: collections.deque[_Window] = collections.deque()
         self.last_write = _time.monotonic()
 
     async def read(self, reader: asyncio.StreamReader) -> None:
@@ -122,56 +151,64 @@ class _Connection:
             if not data:
                 return
             try:
-                frames = self.parser.feed(data)
+                for frame in self.parser.feed(data):
+                    if frame[0] == "W":
+                        self._window(frame[2])
+                    elif self._data(frame):
+                        await self._hand_on()
             except FrameError as exc:
                 raise ProtocolError(exc.reason, str(exc)) from None
-            for frame in frames:
-                if frame[0] == "W":
-                    self._window(frame[2])
-                else:
-                    ready = self._data(frame)
-                    if ready is not None:
-                        await self._emit(*ready)
 
     def _window(self, size: int) -> None:
-        if self.window:
-            raise ProtocolError("bad_window", f"new window after {len(self.window)} of {self.window_size} events")
+        if self.received:
+            raise ProtocolError("bad_window", f"new window after {self.received} of {self.window_size} events")
         self.window_size = size
 
-    def _data(self, frame: tuple[Any, ...]) -> tuple[list[Any], int, int] | None:
-        _, version, seq, payload = frame
+    def _data(self, frame: tuple[Any, ...]) -> bool:
+        """Take one data frame; True when the batch should be handed on now."""
+        _, version, seq, payload, size = frame
         if not self.window_size:
             raise ProtocolError("bad_window", "data frame before a window size frame")
         if version != V2 and type(payload) is dict and "line" in payload:  # v1 (logstash-forwarder)
             payload["message"] = payload.pop("line")
-        self.window.append(payload)
-        self.window_seq = seq
-        if len(self.window) < self.window_size:
-            return None
-        window, self.window, self.window_size = self.window, [], 0
-        return window, seq, version
+        if self.current is None:
+            self.current = _Window(version)
+            self.pending.append(self.current)
+        self.current.seq = seq
+        self.batch.append(self.plugin._event(payload, self.address))
+        self.batch_bytes += size
+        self.received += 1
+        if self.received >= self.window_size:
+            self.current.complete = True
+            return True
+        return len(self.batch) >= _SLICE_EVENTS or self.batch_bytes >= _SLICE_BYTES
 
-    async def _emit(self, payloads: list[Any], seq: int, version: int) -> None:
-        make = self.plugin._event
-        address = self.address
-        events = [make(p, address) for p in payloads]
-        entry = [seq, version, False]
-        self.pending.append(entry)
+    async def _hand_on(self) -> None:
+        window = self.current
+        assert window is not None
+        events, self.batch, self.batch_bytes = self.batch, [], 0
+        if window.complete:
+            self.current, self.received, self.window_size = None, 0, 0
+        window.outstanding += 1
 
         def on_ack() -> None:
-            entry[2] = True
+            window.outstanding -= 1
             self._send_acks()
 
         ctx = self.plugin._ctx
         assert ctx is not None
         await ctx.emit(events, on_ack)
+        if window.complete:
+            self._send_acks()
+        else:
+            await asyncio.sleep(0)  # a huge window: let other connections and health checks run
 
     def _send_acks(self) -> None:
         """ACK completed windows strictly in order: a client counts ACKs per window."""
         pending = self.pending
-        while pending and pending[0][2]:
-            seq, version, _ = pending.popleft()
-            self._write(ack_frame(version, seq))
+        while pending and pending[0].settled:
+            window = pending.popleft()
+            self._write(ack_frame(window.version, window.seq))
 
     def _write(self, frame: bytes) -> None:
         if not self.writer.is_closing():
@@ -183,5 +220,5 @@ class _Connection:
         Logstash's keep-alive, which resets the Beat's timeout without acknowledging data."""
         while True:
             await asyncio.sleep(interval)
-            if self.pending and self.pending[0][1] == V2 and _time.monotonic() - self.last_write >= interval * 0.9:
+            if self.pending and self.pending[0].version == V2 and _time.monotonic() - self.last_write >= interval * 0.9:
                 self._write(ack_frame(V2, 0))

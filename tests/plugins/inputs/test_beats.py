@@ -172,7 +172,7 @@ def test_parser_byte_by_byte() -> None:
     frames: list[Any] = []
     for i in range(len(data)):
         frames += parser.feed(data[i:i + 1])
-    assert frames == [("W", 0x32, 2), ("E", 0x32, 1, {"a": 1}), ("E", 0x32, 2, {"a": 2})]
+    assert [f[:4] for f in frames] == [("W", 0x32, 2), ("E", 0x32, 1, {"a": 1}), ("E", 0x32, 2, {"a": 2})]
     assert parser.buffered == 0
 
 
@@ -188,14 +188,14 @@ def test_parser_byte_by_byte() -> None:
 )
 def test_parser_rejects(data: bytes, reason: str) -> None:
     with pytest.raises(FrameError) as err:
-        FrameParser(1 << 20).feed(data)
+        list(FrameParser(1 << 20).feed(data))
     assert err.value.reason == reason
 
 
 def test_parser_refuses_zlib_bomb() -> None:
     bomb = compressed(jframe(1, {"x": "y" * 200_000}))
     with pytest.raises(FrameError) as err:
-        FrameParser(10_000).feed(bomb)
+        list(FrameParser(10_000).feed(bomb))
     assert err.value.reason == "oversized"
 
 
