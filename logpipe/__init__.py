@@ -1,6 +1,7 @@
 """logpipe: a Fluentd/Logstash-style log pipeline — daemon, library and grok workbench.
 
-The embedding API in one import: `from logpipe import Pipeline, CallbackOutput, Event`.
+The embedding API in one import: `from logpipe import Pipeline, CallbackOutput, Event, register`;
+`ThreadedPipeline` for programs without asyncio, `PipelineHandler` for the stdlib `logging`.
 """
 
 from __future__ import annotations
@@ -8,12 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CallbackOutput", "Event", "Pipeline", "__version__"]
+__all__ = ["CallbackOutput", "Event", "Pipeline", "PipelineHandler", "ThreadedPipeline", "__version__", "register"]
 
 if TYPE_CHECKING:
     from logpipe.embed import CallbackOutput
+    from logpipe.embed_logging import PipelineHandler
+    from logpipe.embed_thread import ThreadedPipeline
     from logpipe.event import Event
     from logpipe.pipeline import Pipeline
+    from logpipe.registry import register
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +30,18 @@ def __getattr__(name: str) -> Any:
         from logpipe.embed import CallbackOutput
 
         return CallbackOutput
+    if name == "register":
+        from logpipe.registry import register
+
+        return register
+    if name == "PipelineHandler":
+        from logpipe.embed_logging import PipelineHandler
+
+        return PipelineHandler
+    if name == "ThreadedPipeline":
+        from logpipe.embed_thread import ThreadedPipeline
+
+        return ThreadedPipeline
     if name == "Event":
         from logpipe.event import Event
 

@@ -32,6 +32,51 @@ class Event:
         """Deep enough for fan-out: nested containers are copied so branches cannot see each other's edits."""
         return Event(self.tag, self.time, _deep_copy(self.record), _deep_copy(self.meta))
 
+    # ---- field access by Logstash reference (convenience for programs; filters compile theirs) ----
+
+    def get(self, ref: str, default: Any = None) -> Any:
+        """`ev.get("[http][status]")`, `ev.get("@timestamp")`, `ev.get("[@metadata][k]")`; default when absent."""
+        from logpipe.fields import MISSING, get_field
+
+        value = get_field(self, ref)
+        return default if value is MISSING else value
+
+    def set(self, ref: str, value: Any) -> None:
+        """Create intermediate hashes as needed (Logstash's `event.set`)."""
+        from logpipe.fields import set_field
+
+        set_field(self, ref, value)
+
+    def remove(self, ref: str) -> Any:
+        """Remove a field and return its value (None when it was absent)."""
+        from logpipe.fields import MISSING, delete_field
+
+        value = delete_field(self, ref)
+        return None if value is MISSING else value
+
+    def has(self, ref: str) -> bool:
+        from logpipe.fields import MISSING, get_field
+
+        return get_field(self, ref) is not MISSING
+
+    @property
+    def tags(self) -> list[Any]:
+        """The record's `tags` as a list (a new empty list is stored when there is none)."""
+        tags = self.record.get("tags")
+        if not isinstance(tags, list):
+            tags = [] if tags is None else [tags]
+            self.record["tags"] = tags
+        return tags
+
+    def add_tag(self, tag: str) -> None:
+        from logpipe.fields import add_tag
+
+        add_tag(self, tag)
+
+    def to_dict(self, with_metadata: bool = False) -> dict[str, Any]:
+        """The event as outputs write it: `@timestamp` (ISO 8601, ms) plus the record."""
+        return event_document(self, with_metadata)
+
     def __repr__(self) -> str:
         return f"Event(tag={self.tag!r}, time={self.time}, record={self.record!r}, meta={self.meta!r})"
 

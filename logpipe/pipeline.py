@@ -246,6 +246,10 @@ class Pipeline:
         pipeline.delivered(ack)` waits until the outputs have it."""
         return await self.emit_events([Event(tag, time, record)])
 
+    async def emit_many(self, tag: str, records: Iterable[dict[str, Any]], time: int | None = None) -> Ack:
+        """Push many records as one batch (one Ack for all): the cheap way in from Python."""
+        return await self.emit_events([Event(tag, time, record) for record in records])
+
     async def emit_events(self, events: list[Event], on_ack: AckCallback | None = None) -> Ack:
         """Push a batch in from Python; waits while the pipeline is full."""
         if self._queue_closed:

@@ -38,11 +38,24 @@ def _entry_points() -> dict[tuple[str, str], EntryPoint]:
     return _eps
 
 
-def register(cls: type[Plugin]) -> type[Plugin]:
-    """Register a plugin class in-process (for embedding programs and tests);
-    takes precedence over entry points of the same kind and name."""
-    _extra[(cls.kind, cls.name)] = cls
-    return cls
+def register(cls: type[Plugin] | None = None, *, name: str | None = None) -> Any:
+    """Register a plugin class in-process, so configs can name it (embedding programs, tests);
+    it takes precedence over an entry point of the same kind and name. Use it as a call,
+    `register(MyFilter)`, or as a decorator, `@register` or `@register(name="status_class")`.
+    The kind comes from the base class (Input, Filter, Output, Codec)."""
+
+    def add(plugin: type[Plugin]) -> type[Plugin]:
+        kind = next((k for k, base in _BASES.items() if isinstance(plugin, type) and issubclass(plugin, base)), None)
+        if kind is None:
+            raise TypeError(f"{plugin!r} is not a logpipe plugin class (subclass Input, Filter, Output or Codec)")
+        if name is not None:
+            plugin.name = name
+        if not plugin.name:
+            raise TypeError(f"{plugin.__name__} has no `name`: set the class attribute or register(name=...)")
+        _extra[(kind, plugin.name)] = plugin
+        return plugin
+
+    return add if cls is None else add(cls)
 
 
 def known(kind: str) -> list[str]:
