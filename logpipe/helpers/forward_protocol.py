@@ -79,42 +79,82 @@ class TooLarge(ValueError):
     """Decompressed data over the configured limit (a gzip bomb or an oversized chunk)."""
 
 
-def gunzip(data: bytes, limit: int) -> bytes:
+#: Gzip members accepted in one CompressedPackedForward chunk. Fluentd writes one member
+#: per buffer append, so a chunk of tiny emits may hold many; an attacker's thirty
+#: megabytes of empty members (1.5M) is refused.
+MAX_GZIP_MEMBERS = 100_000
+#: Containers nested deeper than this (a dict or list is one level) are refused per
+#: record: it is the deepest orjson encodes inside a list, so every accepted record can
+#: be written by every output; deeper would blow Python's recursion limit on the way.
+MAX_DEPTH = 253
+#: First input slice fed to a member's decompressor; doubled while the member goes on.
+_FIRST_FEED = 64
+
+
+def gunzip(data: bytes, limit: int, max_members: int = MAX_GZIP_MEMBERS) -> bytes:
     """Decompress one or more concatenated gzip members (the spec allows several),
-    refusing to inflate past `limit` bytes."""
+    refusing to inflate past `limit` bytes or to start member `max_members` + 1.
+
+    Linear in the input: each member's decompressor is fed growing slices of a view, so
+    what zlib copies back as unused data is at most the slice, never the rest of the
+    buffer (the naive `data = d.unused_data` loop is quadratic in the member count)."""
     out: list[bytes] = []
     total = 0
-    while data:
-        d = zlib.decompressobj(wbits=31)
-        chunk = d.decompress(data, limit - total + 1)
-        total += len(chunk)
-        if total > limit or d.unconsumed_tail:
-            raise TooLarge(f"decompressed entries exceed {limit} bytes")
-        if not d.eof:
-            raise zlib.error("truncated gzip data")
-        out.append(chunk)
-        data = d.unused_data
+    members = 0
+    pos, end = 0, len(data)
+    with memoryview(data) as view:
+        while pos < end:
+            members += 1
+            if members > max_members:
+                raise TooLarge(f"more than {max_members} gzip members")
+            d = zlib.decompressobj(wbits=31)
+            step = _FIRST_FEED
+            while not d.eof:
+                if pos >= end:
+                    raise zlib.error("truncated gzip data")
+                with view[pos:pos + step] as piece:
+                    chunk = d.decompress(piece, limit - total + 1)
+                    total += len(chunk)
+                    if total > limit or d.unconsumed_tail:
+                        raise TooLarge(f"decompressed entries exceed {limit} bytes")
+                    pos += len(piece) - len(d.unused_data)
+                out.append(chunk)
+                step = min(step * 2, 1 << 20)
     return b"".join(out)
+
+
+class TooDeep(ValueError):
+    """A record nested deeper than MAX_DEPTH."""
 
 
 def clean_records(records: list[Any]) -> list[Any]:
     """Make records JSON-like: strings decoded with surrogateescape get U+FFFD for their
     bad bytes, bin values become text. One orjson pass checks a whole batch in C, so
-    the per-value walk runs only for the rare batch that needs it."""
+    the per-value walk runs only for the rare batch that needs it. A record nested deeper
+    than MAX_DEPTH comes back as None: the caller rejects that one record."""
     try:
         orjson.dumps(records)
         return records
     except (TypeError, orjson.JSONEncodeError):
-        return [_clean(r) for r in records]
+        return [_clean_or_none(r) for r in records]
 
 
-def _clean(value: Any) -> Any:
+def _clean_or_none(value: Any) -> Any:
+    try:
+        return _clean(value, MAX_DEPTH)
+    except TooDeep:
+        return None
+
+
+def _clean(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
+    if isinstance(value, (dict, list)):
+        if depth <= 0:
+            raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            return {_clean(k, depth): _clean(v, depth - 1) for k, v in value.items()}
+        return [_clean(v, depth - 1) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import os
 import socket
 import time as _time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import msgpack
@@ -30,6 +31,7 @@ import msgpack
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.helpers.forward_protocol import (
+    MAX_DEPTH,
     NS,
     TooLarge,
     as_bytes,
@@ -42,9 +44,14 @@ from logpipe.helpers.forward_protocol import (
     to_bytes,
 )
 from logpipe.helpers.server import ProtocolError, ServerInput
+from logpipe.metrics import REGISTRY
 from logpipe.plugin import AckCallback, Section, SectionValue, Setting
 
 _READ_SIZE = 1 << 18
+#: A message is handed to the pipeline in slices of at most this many events.
+_SLICE_EVENTS = 2048
+#: Compressed chunks larger than this are decompressed in a worker thread.
+_INLINE_GUNZIP = 64 * 1024
 #: Where the per-event metadata of Fluent Bit's `[[time, metadata], record]` entries lands in meta.
 METADATA_KEY = "forward_metadata"
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError)
@@ -65,6 +72,11 @@ class ForwardInput(ServerInput):
         Setting("users", "hash", default={}, secret=True, doc="several accepted users: {name => password}"),
         Setting("source_address_key", "string", doc="record key that receives the peer's IP address"),
         Setting("handshake_timeout", "duration", default=10.0, min=0.001, doc="time allowed for the PING"),
+        Setting("idle_timeout", "duration", default=300.0, min=0.001,
+                doc="close a connection that sends nothing for this long"),
+        Setting("max_buffered_bytes", "bytes", default=256 * 1024 * 1024, min=1,
+                doc="bytes all connections may hold in partly received messages; past it, a connection "
+                    "over its equal share is closed"),
         Section("security", [
             Setting("self_hostname", "string", doc="hostname sent in PONG"),
             Setting("shared_key", "string", secret=True, doc="the handshake's shared key"),
@@ -86,6 +98,8 @@ class ForwardInput(ServerInput):
     password: str | None
     source_address_key: str | None
     handshake_timeout: float
+    idle_timeout: float
+    max_buffered_bytes: int
     security: SectionValue
 
     def __init__(self, **settings: Any) -> None:
@@ -106,12 +120,15 @@ class ForwardInput(ServerInput):
             raise ConfigError("user authentication needs 'shared_key' (the handshake carries it)",
                               setting="shared_key")
         self._prefix = f"{self.add_tag_prefix}." if self.add_tag_prefix else ""
+        self._budget = _Budget(self.max_buffered_bytes)
+        self._rejected = REGISTRY.counter("logpipe_input_events_rejected_total", "records refused at decode",
+                                          plugin=self.name, id=self.id, reason="too_deep")
 
     # ---- one connection ----------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         unpacker = new_unpacker(self.chunk_size_limit + _READ_SIZE, keep_raw_strings=True)
-        messages = _messages(reader, unpacker, self.chunk_size_limit)
+        messages = self._messages(reader, unpacker)
         if self.shared_key:
             await asyncio.wait_for(self._handshake(messages, writer), self.handshake_timeout)
         async for message in messages:
@@ -119,38 +136,91 @@ class ForwardInput(ServerInput):
                 continue
             await self._message(message, writer, address)
 
+    async def _messages(self, reader: asyncio.StreamReader, unpacker: msgpack.Unpacker) -> AsyncIterator[Any]:
+        """The peer's msgpack objects, one at a time, read in large blocks. What the
+        connection holds (bytes read, not yet decoded) counts against the input's
+        `max_buffered_bytes`; past it, a connection holding more than its fair share is closed."""
+        budget = self._budget
+        fed = 0
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
+                except TimeoutError:
+                    self.log.info("closing forward connection idle for %ss", self.idle_timeout)
+                    return
+                if not data:
+                    return
+                try:
+                    unpacker.feed(data)
+                except msgpack.BufferFull:
+                    raise ProtocolError("oversized", f"message larger than chunk_size_limit "
+                                                     f"({self.chunk_size_limit} bytes)") from None
+                fed += len(data)
+                budget.hold(unpacker, fed - unpacker.tell())
+                while True:
+                    try:
+                        msg = unpacker.unpack()
+                    except msgpack.OutOfData:
+                        break
+                    except _UNPACK_ERRORS as exc:
+                        raise ProtocolError("malformed", f"malformed msgpack: {exc!r}") from None
+                    budget.hold(unpacker, fed - unpacker.tell())
+                    yield msg
+        finally:
+            budget.release(unpacker)
+
     async def _message(self, msg: Any, writer: asyncio.StreamWriter, address: str) -> None:
         if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not str:
             raise ProtocolError("wrong_type", f"expected [tag, ...], got {_describe(msg)}")
         tag, second = msg[0], msg[1]
         if type(second) is list:
             option = msg[2] if len(msg) > 2 else None
-            events = self._events(tag, second, clean=True)
+            entries: Iterator[Any] = iter(second)
+            clean = True
         elif isinstance(second, (bytes, str)):
             option = msg[2] if len(msg) > 2 else None
-            events = self._events(tag, self._packed_entries(second, option), clean=False)
+            entries = await self._packed_entries(second, option)
+            clean = False
         else:
             if len(msg) < 3:
                 raise ProtocolError("wrong_type", "Message mode needs [tag, time, record]")
             option = msg[3] if len(msg) > 3 else None
-            events = self._events(tag, [[second, msg[2]]], clean=True)
+            entries = iter([[second, msg[2]]])
+            clean = True
         if option is not None and type(option) is not dict:
             raise ProtocolError("wrong_type", f"option must be a map, got {_describe(option)}")
-        if self.source_address_key:
-            key = self.source_address_key
-            for ev in events:
-                ev.record[key] = address
-        on_ack = _ack_sender(writer, option.get("chunk")) if option else None
+        del msg, second
+        ack = _ChunkAck(_ack_sender(writer, option.get("chunk")) if option else None)
         assert self._ctx is not None
-        await self._ctx.emit(events, on_ack)
+        emit = self._ctx.emit
+        while True:
+            entry_slice = list(itertools.islice(entries, _SLICE_EVENTS))
+            if not entry_slice:
+                break
+            events = self._events(tag, entry_slice, clean=clean)
+            del entry_slice
+            if self.source_address_key:
+                key = self.source_address_key
+                for ev in events:
+                    ev.record[key] = address
+            await emit(events, ack.slice())
+            await asyncio.sleep(0)  # a chunk of millions of entries: let everyone else run
+        ack.complete()
 
-    def _packed_entries(self, entries: bytes | str, option: Any) -> list[Any]:
+    async def _packed_entries(self, entries: bytes | str, option: Any) -> Iterator[Any]:
+        """The entries of a PackedForward chunk, decoded lazily: a small gzip that expands
+        to ten million entries is never ten million Python objects at once. Large chunks are
+        decompressed in a worker thread, off the event loop."""
         data = as_bytes(entries)
         assert data is not None
         compressed = option.get("compressed") if type(option) is dict else None
         if compressed == "gzip":
             try:
-                data = gunzip(data, self.chunk_size_limit)
+                if len(data) > _INLINE_GUNZIP:
+                    data = await asyncio.to_thread(gunzip, data, self.chunk_size_limit)
+                else:
+                    data = gunzip(data, self.chunk_size_limit)
             except TooLarge as exc:
                 raise ProtocolError("oversized", str(exc)) from None
             except zlib.error as exc:
@@ -158,15 +228,12 @@ class ForwardInput(ServerInput):
         elif compressed not in (None, "text"):
             raise ProtocolError("wrong_type", f"unsupported compression {compressed!r}")
         unpacker = new_unpacker(len(data) + 1)
-        try:
-            unpacker.feed(data)
-            return list(unpacker)
-        except _UNPACK_ERRORS as exc:
-            raise ProtocolError("malformed", f"bad PackedForward entries: {exc!r}") from None
+        unpacker.feed(data)
+        return _entries(unpacker)
 
     def _events(self, tag: str, entries: list[Any], clean: bool) -> list[Event]:
         if not tag.isascii():
-            tag = clean_records([tag])[0]
+            tag = clean_records([tag])[0] or ""
         tag = self.tag or self._prefix + tag
         times: list[int] = []
         records: list[Any] = []
@@ -195,8 +262,18 @@ class ForwardInput(ServerInput):
             records = clean_records(records)
         events = [Event(tag, t, r) for t, r in zip(times, records, strict=True)]
         for index, extra in metadata.items():
-            events[index].meta[METADATA_KEY] = clean_records([extra])[0]
+            events[index].meta[METADATA_KEY] = clean_records([extra])[0] or {}
+        if clean and None in records:
+            events = self._reject_too_deep(events, records)
         return events
+
+    def _reject_too_deep(self, events: list[Event], records: list[Any]) -> list[Event]:
+        """Records nested past MAX_DEPTH cost only themselves: counted, logged, dropped."""
+        kept = [ev for ev, record in zip(events, records, strict=True) if record is not None]
+        rejected = len(events) - len(kept)
+        self._rejected.inc(rejected)
+        self.log.warning("rejected %d record(s) nested deeper than %d levels", rejected, MAX_DEPTH)
+        return kept
 
     async def _handshake(self, messages: AsyncIterator[Any], writer: asyncio.StreamWriter) -> None:
         """HELO → PING → PONG (spec: "Handshake Messages"). Failure answers a PONG with
@@ -234,24 +311,66 @@ class ForwardInput(ServerInput):
         writer.write(msgpack.packb(["PONG", True, "", self.self_hostname, pong_digest]))
 
 
-async def _messages(reader: asyncio.StreamReader, unpacker: msgpack.Unpacker, limit: int) -> AsyncIterator[Any]:
-    """The peer's msgpack objects, one at a time, read in large blocks."""
-    while True:
-        data = await reader.read(_READ_SIZE)
-        if not data:
-            return
-        try:
-            unpacker.feed(data)
-        except msgpack.BufferFull:
-            raise ProtocolError("oversized", f"message larger than chunk_size_limit ({limit} bytes)") from None
-        while True:
-            try:
-                msg = unpacker.unpack()
-            except msgpack.OutOfData:
-                break
-            except _UNPACK_ERRORS as exc:
-                raise ProtocolError("malformed", f"malformed msgpack: {exc!r}") from None
-            yield msg
+def _entries(unpacker: msgpack.Unpacker) -> Iterator[Any]:
+    try:
+        yield from unpacker
+    except _UNPACK_ERRORS as exc:
+        raise ProtocolError("malformed", f"bad PackedForward entries: {exc!r}") from None
+
+
+class _ChunkAck:
+    """One message is emitted in slices; its `chunk` ack leaves once every slice is acknowledged."""
+
+    __slots__ = ("_send", "_outstanding", "_complete")
+
+    def __init__(self, send: AckCallback | None) -> None:
+        self._send = send
+        self._outstanding = 0
+        self._complete = False
+
+    def slice(self) -> AckCallback | None:
+        if self._send is None:
+            return None
+        self._outstanding += 1
+        return self._acked
+
+    def _acked(self) -> None:
+        self._outstanding -= 1
+        self._settle()
+
+    def complete(self) -> None:
+        self._complete = True
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._complete and not self._outstanding and self._send is not None:
+            send, self._send = self._send, None
+            send()
+
+
+class _Budget:
+    """Bytes held by every connection of one input (read, not yet decoded), and the rule
+    that keeps one peer from taking them all: while the total is over the limit, a
+    connection holding more than an equal share of the limit is closed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._held: dict[int, int] = {}
+
+    def hold(self, owner: object, size: int) -> None:
+        key = id(owner)
+        self.total += size - self._held.get(key, 0)
+        self._held[key] = size
+        if self.total > self.limit:
+            share = self.limit // len(self._held)
+            if size > share:
+                raise ProtocolError("buffer_limit", f"input holds {self.total} bytes (max_buffered_bytes "
+                                                    f"{self.limit}) and this connection {size}, over its "
+                                                    f"share of {share}")
+
+    def release(self, owner: object) -> None:
+        self.total -= self._held.pop(id(owner), 0)
 
 
 def _ack_sender(writer: asyncio.StreamWriter, chunk: Any) -> AckCallback | None:
