@@ -50,9 +50,10 @@ class ProtocolError(Exception):
 class ConnectionServer:
     def __init__(
         self, handler: Handler, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
-        max_connections: int, log: logging.Logger, plugin: str, plugin_id: str,
+        max_connections: int, log: logging.Logger, plugin: str, plugin_id: str, stream_limit: int = 1 << 20,
     ) -> None:
         self._handler = handler
+        self._stream_limit = stream_limit
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -72,7 +73,7 @@ class ConnectionServer:
         try:
             self._server = await asyncio.start_server(
                 self._accept, self._host, self._port, ssl=self._ssl,
-                reuse_address=True, limit=1 << 20,
+                reuse_address=True, limit=self._stream_limit,
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}", setting="port") from exc
@@ -176,10 +177,14 @@ class ServerInput(Input):
         super().__init__(**settings)
         self._listen(self.host, self.port, TlsServer.context(self), self.max_connections)
 
-    def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_connections: int) -> None:
+    def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_connections: int,
+                stream_limit: int = 1 << 20) -> None:
+        """`stream_limit`: what the stream reader of one connection buffers before it stops
+        reading the socket (it holds up to twice that)."""
         self._server = ConnectionServer(
             self._connection, host, port, ssl_context=ssl_context,
             max_connections=max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
+            stream_limit=stream_limit,
         )
 
     @property

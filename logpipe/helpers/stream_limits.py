@@ -1,0 +1,99 @@
+"""Reading a peer's byte stream within bounds (syslog, tcp): idle and slow-client timeouts,
+and one budget for the bytes all connections of an input hold in unfinished frames.
+
+Why a shared budget: each connection's framer is bounded, but a thousand connections
+each holding an almost complete frame add up. When the budget is spent, connections stop
+reading (TCP pushes back on their senders) until frames complete or connections close;
+a connection holding nothing may always read, so a full budget cannot wedge everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time as _time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from logpipe.helpers.framing import FrameError
+from logpipe.helpers.server import ProtocolError
+
+READ_SIZE = 1 << 16
+#: What the stream reader of one connection buffers ahead of the framer (see ServerInput._listen).
+STREAM_LIMIT = 1 << 16
+
+
+class Framer(Protocol):
+    @property
+    def held(self) -> int: ...
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def flush(self) -> list[bytes]: ...
+
+
+class ByteBudget:
+    """Bytes held in unfinished frames across the connections of one input."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def change(self, delta: int) -> None:
+        self.held += delta
+        if self.held <= self.limit:
+            self._room.set()
+        else:
+            self._room.clear()
+
+    async def room(self) -> None:
+        await self._room.wait()
+
+
+async def read_frames(
+    reader: asyncio.StreamReader, framer: Framer, *, budget: ByteBudget | None, idle_timeout: float | None,
+    frame_timeout: float | None, read_size: int = READ_SIZE,
+) -> AsyncIterator[list[bytes]]:
+    """The connection's frames, a read's worth at a time. Ends quietly on EOF or when the
+    peer has sent nothing for `idle_timeout`; raises ProtocolError when a frame stays
+    unfinished longer than `frame_timeout` (a slow client holding memory) or the framing
+    is broken."""
+    held = 0
+    started: float | None = None
+    try:
+        while True:
+            if budget is not None and held and budget.held > budget.limit:
+                await budget.room()
+            timeout = idle_timeout
+            if started is not None and frame_timeout:
+                left = frame_timeout - (_time.monotonic() - started)
+                timeout = left if timeout is None else min(timeout, left)
+            try:
+                if timeout is None:
+                    data = await reader.read(read_size)
+                else:
+                    data = await asyncio.wait_for(reader.read(read_size), max(timeout, 0.0))
+            except TimeoutError:
+                if started is not None and frame_timeout and _time.monotonic() - started >= frame_timeout:
+                    raise ProtocolError("slow_client", f"frame unfinished after {frame_timeout:g}s") from None
+                return
+            try:
+                frames = framer.feed(data) if data else framer.flush()
+            except FrameError as exc:
+                raise ProtocolError(exc.reason, str(exc)) from None
+            now_held = framer.held
+            if budget is not None and now_held != held:
+                budget.change(now_held - held)
+            held = now_held
+            if not held:
+                started = None
+            elif started is None:
+                started = _time.monotonic()
+            if frames:
+                yield frames
+            if not data:
+                return
+    finally:
+        if budget is not None and held:
+            budget.change(-held)

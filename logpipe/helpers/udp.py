@@ -1,0 +1,146 @@
+"""A bounded UDP listener for the datagram inputs (syslog, udp).
+
+UDP has no acknowledgement and no backpressure: when the pipeline is slower than the
+senders something must drop, and the question is only where and whether it is counted.
+Datagrams wait in one queue of at most `queue_size`; beyond that they are dropped here and
+counted (`logpipe_input_udp_dropped_total`), and what the kernel dropped before we read
+it (socket receive buffer full) is read from /proc/net/udp{,6} into
+`logpipe_input_udp_kernel_drops`. `workers` tasks take the queue a whole batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from logpipe.errors import ConfigError
+from logpipe.metrics import REGISTRY
+
+Datagram = tuple[bytes, str]
+#: Handles a batch of (payload, sender address) on the event loop.
+BatchHandler = Callable[[list[Datagram]], Awaitable[None]]
+_DROPS_EVERY = 5.0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: DatagramServer) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | str) -> None:  # type: ignore[override]
+        self.owner._received(data, addr[0] if isinstance(addr, tuple) else str(addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.owner._log.debug("udp socket error: %r", exc)
+
+
+class DatagramServer:
+    def __init__(
+        self, host: str, port: int, *, max_size: int, receive_buffer_bytes: int | None, queue_size: int,
+        workers: int, log: logging.Logger, plugin: str, plugin_id: str,
+    ) -> None:
+        self._host = host
+        self.port = port
+        self._max_size = max_size
+        self._rcvbuf = receive_buffer_bytes
+        self._queue_size = queue_size
+        self._workers = max(1, workers)
+        self._log = log
+        labels = {"plugin": plugin, "id": plugin_id}
+        self.dropped = REGISTRY.counter("logpipe_input_udp_dropped_total",
+                                        "datagrams dropped because the input's queue was full", **labels)
+        self.oversized = REGISTRY.counter("logpipe_input_udp_oversized_total",
+                                          "datagrams longer than the size limit (dropped)", **labels)
+        self.kernel_drops = REGISTRY.gauge("logpipe_input_udp_kernel_drops",
+                                           "datagrams the kernel dropped on this socket (/proc/net/udp)", **labels)
+        self._pending: list[Datagram] = []
+        self._wake = asyncio.Event()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._inode = 0
+
+    async def bind(self) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(self._host, self.port, type=socket.SOCK_DGRAM)
+            family, _, _, _, address = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on udp {self._host}:{self.port}: {exc}", setting="port") from exc
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self._rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
+            sock.bind(address)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"cannot listen on udp {self._host}:{self.port}: {exc}", setting="port") from exc
+        self._inode = os.fstat(sock.fileno()).st_ino
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self._transport = transport
+        self.port = sock.getsockname()[1]
+        return self.port
+
+    def _received(self, data: bytes, address: str) -> None:
+        if len(data) > self._max_size:
+            self.oversized.inc()
+            return
+        pending = self._pending
+        if len(pending) >= self._queue_size:
+            self.dropped.inc()
+            return
+        pending.append((data, address))
+        if len(pending) == 1:
+            self._wake.set()
+
+    async def serve(self, handle: BatchHandler) -> None:
+        """Hand queued datagrams to `handle` until cancelled."""
+        if self._transport is None:
+            await self.bind()
+        tasks = [asyncio.create_task(self._worker(handle)) for _ in range(self._workers)]
+        tasks.append(asyncio.create_task(self._watch_kernel_drops()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.close()
+
+    async def _worker(self, handle: BatchHandler) -> None:
+        while True:
+            await self._wake.wait()
+            batch, self._pending = self._pending, []
+            self._wake.clear()
+            if batch:
+                await handle(batch)
+
+    async def _watch_kernel_drops(self) -> None:
+        while True:
+            drops = kernel_udp_drops(self._inode)
+            if drops is not None:
+                self.kernel_drops.set(drops)
+            await asyncio.sleep(_DROPS_EVERY)
+
+    def close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+
+def kernel_udp_drops(inode: int) -> int | None:
+    """The `drops` column of the socket with this inode in /proc/net/udp or udp6 (Linux), or None."""
+    if not inode:
+        return None
+    wanted = str(inode)
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(path) as f:
+            next(f, None)
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 13 and cols[9] == wanted:
+                    return int(cols[-1])
+    return None
