@@ -163,7 +163,8 @@ class Expander:
             body = self.defs.get(ref.name)
             if body is None:
                 where = origin if origin is not None else None
-                raise GrokError(f"unknown pattern %{{{ref.name}}}", pattern=where, position=ref.start, text=text)
+                raise GrokError(f"unknown pattern %{{{ref.name}}}{suggest_pattern(ref.name, self.defs)}",
+                                pattern=where, position=ref.start, text=text)
             if ref.name in stack:
                 chain = " -> ".join(stack[stack.index(ref.name):] + [ref.name])
                 raise GrokError(f"recursive pattern definition ({chain})", pattern=origin, position=ref.start,
@@ -197,3 +198,14 @@ def _refs_in_definition(name: str, text: str) -> list[Reference]:
             raise GrokError(exc.reason, pattern=name, position=exc.position, text=text) from None
         _DEF_REFS[key] = refs
     return refs
+
+
+def suggest_pattern(name: str, defs: Mapping[str, str]) -> str:
+    """"; did you mean %{X}?" for a close library name (`TIMESTAMP` → `TIMESTAMP_ISO8601`), else ""."""
+    import difflib
+
+    upper = name.upper()
+    # A known name that extends what was written comes first (TIMESTAMP → TIMESTAMP_ISO8601), then spelling.
+    close = sorted((d for d in defs if d.startswith(upper + "_")), key=len)[:1] if upper not in defs else [upper]
+    close = close or difflib.get_close_matches(upper, list(defs), n=1, cutoff=0.75)
+    return f"; did you mean %{{{close[0]}}}?" if close and close[0] != name else ""

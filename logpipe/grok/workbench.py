@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--list", nargs="?", const="", metavar="SUBSTRING", help="list patterns (matching SUBSTRING)")
     mode.add_argument("--show", metavar="NAME", help="show a definition and its expanded regex")
     mode.add_argument("--discover", metavar="LINE", help="propose a pattern for LINE")
+    mode.add_argument("--serve", action="store_true", help="open the web Grok Debugger (127.0.0.1:9601)")
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9601, help="with --serve: port (default 9601; 0 = any free port)")
     return p
 
 
@@ -73,6 +76,8 @@ def main(argv: list[str]) -> int:
             return _list(args.list, options, out)
         if args.show is not None:
             return _show(args.show, options, out)
+        if args.serve:
+            return _serve(args)
         if args.discover is not None:
             return _discover(args, options, out)
         if args.pattern is None:
@@ -232,3 +237,13 @@ def _discover(args: argparse.Namespace, options: dict[str, Any], out: TextIO) ->
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from logpipe.grok.webapp import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port))
+    return EXIT_OK
