@@ -333,6 +333,8 @@ class Pipeline:
             "events_filtered": self.events_filtered,
             "queue_batches": self._queue.qsize() if self._queue is not None else 0,
             "outputs": {runner.output.id: runner.stats() for runner in self._runners},
+            # Filters that keep something worth showing (grok: the last lines that did not match).
+            "filters": {f.id: stats for f in self.built.filters if (stats := f.stats())},
         }
 
 

@@ -207,6 +207,10 @@ class Filter(Plugin):
     def filter(self, events: list[Event]) -> list[Event]:
         raise NotImplementedError
 
+    def stats(self) -> dict[str, Any]:
+        """What this filter wants shown in /stats (e.g. grok's last failing lines); {} for nothing."""
+        return {}
+
     def matched(self, event: Event) -> None:
         """Apply add_field/add_tag/remove_field/remove_tag to an event the filter handled."""
         if self._decorate is not None:

@@ -26,6 +26,7 @@ Fluentd: `format apache2` (a named format, see `logpipe.grok.formats`), a
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref
 from logpipe.grok import watchdog
+from logpipe.grok.diagnose import diagnose
 from logpipe.grok.engine import Grok
 from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
@@ -43,6 +45,9 @@ from logpipe.plugin import Filter, Setting
 MatchFn = Callable[[str], "dict[str, Any] | None"]
 _SPECIAL = ("@metadata", "@timestamp")
 
+
+RECENT_FAILURES = 10
+RECENT_CHARS = 1024
 
 class GrokFilter(Filter):
     name = "grok"
@@ -62,6 +67,9 @@ class GrokFilter(Filter):
         Setting("tag_on_coerce_failure", "string", default="_grokcoercefailure",
                 doc="tag added when an :int/:float capture is not a number (the text is kept)"),
         Setting("timeout_millis", "int", default=2000, doc="budget per event for matching; 0 disables"),
+        Setting("explain_failures", "bool", default=False,
+                doc="on no match, put why in [@metadata][_parse_failure]: the pattern, how far it matched, "
+                    "the column where the line diverged (costs a few ms per failing event)"),
         Setting("target", "string", doc="put captures under this field instead of the event root"),
         Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
                 doc="pattern set: legacy names (disabled) or ECS field names (v1, v8)"),
@@ -98,6 +106,9 @@ class GrokFilter(Filter):
         self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
         self._timeouts = counter("logpipe_grok_timeouts_total", "events whose grok match timed out",
                                  plugin=self.id)
+        self._explain = bool(p["explain_failures"])
+        #: The last failing values (truncated), for /stats: what production lines do not match.
+        self.recent_failures: deque[str] = deque(maxlen=RECENT_FAILURES)
 
     def tag_patterns(self) -> list[str] | None:
         """Grok's `match` is a pattern map, except in the Fluentd form (format/parse),
@@ -245,6 +256,7 @@ class GrokFilter(Filter):
                 failed_n += 1
                 for tag in failure_tags:
                     add_tag(ev, tag)
+                self._failed(ev, value)
                 continue
             if result is not True:
                 add_tag(ev, coerce_tag)
@@ -306,7 +318,37 @@ class GrokFilter(Filter):
                 failed_n += 1
                 for tag in failure_tags:
                     add_tag(ev, tag)
+                self._failed(ev, None)
         self._count(matched_n, failed_n, timeout_n)
+
+    def _failed(self, ev: Event, value: Any) -> None:
+        """Remember the line; explain it when asked (opt-in: diagnosis compiles pattern prefixes)."""
+        if value is None:
+            value = next((v for getter, _ in self._plan if type(v := getter(ev)) is str), None)
+        if type(value) is not str:
+            return
+        self.recent_failures.append(value[:RECENT_CHARS])
+        if self._explain:
+            ev.meta["_parse_failure"] = self.explain(value)
+
+    def explain(self, line: str) -> dict[str, Any]:
+        """Why `line` matches none of this filter's patterns: the pattern that got furthest."""
+        best: dict[str, Any] = {"plugin": self.id}
+        options = {"ecs_compatibility": self.params["ecs_compatibility"], "patterns_dir": self.params["patterns_dir"],
+                   "pattern_definitions": self.params["pattern_definitions"]}
+        for grok in self.groks.values():
+            for compiled in grok.compiled:
+                try:
+                    d = diagnose(compiled.expression, line, **options)
+                except (GrokError, GrokTimeout):
+                    continue
+                if "column" not in best or d.end + 1 > best["column"]:
+                    best.update(pattern=compiled.expression, matched_prefix=d.prefix, expected=d.expected,
+                                column=d.end + 1, consumed=line[d.start:d.end])
+        return best
+
+    def stats(self) -> dict[str, Any]:
+        return {"recent_failures": list(self.recent_failures)}
 
 
 def _merge_into(container: dict[str, Any], caps: dict[str, Any], overwrite: frozenset[tuple[str, ...]],

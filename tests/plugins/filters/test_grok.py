@@ -273,3 +273,32 @@ async def test_a_pathological_line_does_not_hold_a_running_pipeline(state_dir: s
     by_text = {e.record["message"] if isinstance(e.record["message"], str) else "?": e for e in sink.events}
     assert by_text[CSV_LINE].record["tags"] == ["_groktimeout"]
     assert by_text["1,2,3,4;"].record["a"] == "1" and by_text["5,6,7,8;"].record["d"] == "8"
+
+
+async def test_explain_failures_says_where_the_line_diverged(state_dir: str) -> None:
+    from logpipe import CallbackOutput, Pipeline
+
+    seen = CallbackOutput()
+    config = """filter { grok { id => "g" explain_failures => true
+      match => { "message" => ["%{IP:ip} %{WORD:verb} %{NUMBER:n}", "%{WORD:w}=%{INT:i}"] } } }"""
+    async with Pipeline.from_string(config, outputs=[seen], state_dir=state_dir) as pipeline:
+        ack = await pipeline.emit_many("t", [{"message": "10.0.0.1 GET many"}, {"message": "10.0.0.1 GET 5"}])
+        await pipeline.delivered(ack)
+        stats = pipeline.stats()["filters"]["g"]
+    failed, ok = seen.events
+    why = failed.meta["_parse_failure"]
+    assert why["plugin"] == "g"
+    assert why["pattern"] == "%{IP:ip} %{WORD:verb} %{NUMBER:n}"  # the pattern that got furthest
+    assert why["expected"] == "%{NUMBER:n}" and why["column"] == 14 and why["consumed"] == "10.0.0.1 GET "
+    assert "_parse_failure" not in ok.meta and "_parse_failure" not in failed.record
+    assert stats["recent_failures"] == ["10.0.0.1 GET many"]
+
+
+def test_failures_are_not_explained_unless_asked() -> None:
+    from logpipe.event import Event
+    from logpipe_plugins.filters.grok import GrokFilter
+
+    f = GrokFilter(match={"message": "%{INT:i}"})
+    [ev] = f.filter([Event("t", None, {"message": "x"})])
+    assert "_parse_failure" not in ev.meta and ev.record["tags"] == ["_grokparsefailure"]
+    assert list(f.recent_failures) == ["x"]
