@@ -12,6 +12,8 @@ Semantics are Logstash's:
   are compiled with MULTILINE because Logstash's (Ruby) `^`/`$` are line anchors; the
   stdlib `re` is tried first (fastest), then the `regex` module, which understands
   Ruby/Oniguruma syntax such as `(?<name>...)`, `\\h`, `\\z`, `\\p{L}`.
+  Every search runs under a time budget (logpipe.regex_budget): one over it does not
+  match and tags the event `_regextimeout`.
 - `in` / `not in`: membership in an array (strictly typed, as `==`), substring of a
   string, key of a hash; anything else is not "in".
 - `and` `or` `xor` `nand` left to right (short-circuit for and/or/nand), `!`, and a
@@ -47,6 +49,7 @@ from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.errors import ConfigError, Pos
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, compile_sprintf
+from logpipe.regex_budget import TIMEOUT_TAG, BoundedPattern, RegexTimeout
 
 Predicate = Callable[[Event], bool]
 Getter = Callable[[Event], Any]
@@ -290,7 +293,27 @@ def _regex_match(expr: Compare) -> Predicate:
     else:
         raise ConfigError(f"'{expr.op}' needs a regex /.../ or a string on its right", expr.pos)
     get = _getter(_operand(expr.left))
-    search = pattern.search
+    search = BoundedPattern(pattern, "condition").search
+
+    def matches(ev: Event) -> bool:
+        value = get(ev)
+        if not isinstance(value, str):
+            return False
+        try:
+            return search(value) is not None
+        except RegexTimeout:
+            _tag_timeout(ev)
+            return False
+
     if expr.op == "=~":
-        return lambda ev: isinstance(value := get(ev), str) and search(value) is not None
-    return lambda ev: not (isinstance(value := get(ev), str) and search(value) is not None)
+        return matches
+    return lambda ev: not matches(ev)
+
+
+def _tag_timeout(ev: Event) -> None:
+    """A regex over its budget does not match; the event says so in its tags."""
+    tags = ev.record.get("tags")
+    if tags is None:
+        ev.record["tags"] = [TIMEOUT_TAG]
+    elif isinstance(tags, list) and TIMEOUT_TAG not in tags:
+        tags.append(TIMEOUT_TAG)

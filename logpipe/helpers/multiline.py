@@ -4,7 +4,8 @@
 (or does not, with `negate`) belongs to the previous event (`previous`) or to the
 next one (`next`). Joined events are tagged `multiline` like Logstash does, and
 cut with `multiline_codec_max_lines_reached` / `multiline_codec_max_bytes_reached`
-past `max_lines` / `max_bytes` so memory stays bounded. The joiner also counts the
+past `max_lines` / `max_bytes` so memory stays bounded. The pattern runs under a time
+budget (logpipe.regex_budget); a line it times out on starts an event of its own. The joiner also counts the
 raw bytes of what it still holds, so the tail input never commits a position past
 a line that has not left in an event yet.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from logpipe.regex_budget import BoundedPattern, RegexTimeout, batch_guard
 
 Joined = tuple[str, list[str] | None]
 
@@ -33,7 +36,7 @@ class Multiline:
     __slots__ = ("_chars", "_lines", "_max_bytes", "_max_lines", "_negate", "_next", "_search", "pending_raw")
 
     def __init__(self, spec: MultilineSpec) -> None:
-        self._search = re.compile(spec.pattern).search
+        self._search = BoundedPattern(re.compile(spec.pattern), "multiline").search
         self._negate = spec.negate
         self._next = spec.what == "next"
         self._max_lines = spec.max_lines
@@ -51,26 +54,34 @@ class Multiline:
         first byte held): the tail input turns them into each event's end offset."""
         out: list[Joined] = []
         consumed: list[int] = []
-        search, negate, held = self._search, self._negate, self._lines
-        for line, raw in zip(lines, raw_lens):
-            cont = (search(line) is None) is negate
-            if self._next:
-                held.append(line)
-                self._chars += len(line)
-                self.pending_raw += raw
-                if not cont:
-                    consumed.append(self._emit(out, None))
-            else:
-                if held and not cont:
-                    consumed.append(self._emit(out, None))
-                held.append(line)
-                self._chars += len(line)
-                self.pending_raw += raw
-            if len(held) >= self._max_lines:
-                consumed.append(self._emit(out, "multiline_codec_max_lines_reached"))
-            elif self._chars >= self._max_bytes and held:
-                consumed.append(self._emit(out, "multiline_codec_max_bytes_reached"))
+        negate, held = self._negate, self._lines
+        with batch_guard():
+            for line, raw in zip(lines, raw_lens):
+                self._line(line, raw, negate, held, out, consumed)
         return out, consumed
+
+    def _line(self, line: str, raw: int, negate: bool, held: list[str], out: list[Joined],
+              consumed: list[int]) -> None:
+        try:
+            cont = (self._search(line) is None) is negate
+        except RegexTimeout:
+            cont = False  # over its budget: the line starts an event of its own
+        if self._next:
+            held.append(line)
+            self._chars += len(line)
+            self.pending_raw += raw
+            if not cont:
+                consumed.append(self._emit(out, None))
+        else:
+            if held and not cont:
+                consumed.append(self._emit(out, None))
+            held.append(line)
+            self._chars += len(line)
+            self.pending_raw += raw
+        if len(held) >= self._max_lines:
+            consumed.append(self._emit(out, "multiline_codec_max_lines_reached"))
+        elif self._chars >= self._max_bytes and held:
+            consumed.append(self._emit(out, "multiline_codec_max_bytes_reached"))
 
     def flush(self) -> tuple[list[Joined], list[int]]:
         """Emit what is held as a normal event (flush timeout, file closed)."""

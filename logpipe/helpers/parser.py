@@ -18,8 +18,10 @@ from typing import Any
 import orjson
 
 from logpipe.errors import ConfigError
+from logpipe.grok.errors import GrokTimeout
 from logpipe.helpers.multiline import MultilineSpec
 from logpipe.metrics import counter
+from logpipe.regex_budget import TIMEOUT_TAG, BoundedPattern, RegexTimeout, batch_guard
 from logpipe.settings import Setting, coerce_value
 
 Parser = Callable[[list[str]], list[dict[str, Any]]]
@@ -67,7 +69,7 @@ def make_regex_parser(expression: str, plugin_id: str, setting: str, flags: int 
     """Fluentd `regexp` format: named groups become fields."""
     source, flags = _regex_literal(expression, flags)
     try:
-        match = re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", source), flags).match
+        match = BoundedPattern(re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", source), flags), "parser").match
     except re.error as exc:
         raise ConfigError(f"invalid regular expression {expression!r}: {exc}", setting=setting) from None
     return _matcher_parser(match, plugin_id, "regexp", "_regexparsefailure")
@@ -93,17 +95,25 @@ def _matcher_parser(match: Callable[[str], Any], plugin_id: str, fmt: str, failu
                     dict_result: bool = False) -> Parser:
     failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
                        input=plugin_id, format=fmt)
+    timeouts = counter("logpipe_tail_parse_timeouts_total", "lines whose format regex ran out of time",
+                       input=plugin_id, format=fmt)
 
     def parse(lines: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         append = out.append
-        for line in lines:
-            m = match(line)
-            if m is None:
-                failures.inc()
-                append({"message": line, "tags": [failure_tag]})
-            else:
-                append(dict(m) if dict_result else {k: v for k, v in m.groupdict().items() if v is not None})
+        with batch_guard():
+            for line in lines:
+                try:
+                    m = match(line)
+                except (RegexTimeout, GrokTimeout):
+                    timeouts.inc()
+                    append({"message": line, "tags": [TIMEOUT_TAG]})
+                    continue
+                if m is None:
+                    failures.inc()
+                    append({"message": line, "tags": [failure_tag]})
+                else:
+                    append(dict(m) if dict_result else {k: v for k, v in m.groupdict().items() if v is not None})
         return out
 
     return parse
