@@ -24,6 +24,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.metrics import counter
 from logpipe.plugin import Filter, Input, Output, Plugin
+from logpipe.regex_budget import batch_guard as regex_batch_guard
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -110,13 +111,15 @@ def _partition(events: list[Event], branches: list[tuple[Predicate | None, Any]]
     """Each event to the first branch whose condition holds: (a part per branch, the events no branch took)."""
     parts: list[list[Event]] = [[] for _ in branches]
     rest: list[Event] = []
-    for ev in events:
-        for i, (pred, _) in enumerate(branches):
-            if pred is None or pred(ev):
-                parts[i].append(ev)
-                break
-        else:
-            rest.append(ev)
+    with regex_batch_guard() as cell:
+        for ev in events:
+            cell[0] += 1
+            for i, (pred, _) in enumerate(branches):
+                if pred is None or pred(ev):
+                    parts[i].append(ev)
+                    break
+            else:
+                rest.append(ev)
     return parts, rest
 
 
@@ -191,7 +194,8 @@ def _single_branch(pred: Predicate, body: FilterStep) -> FilterStep:
     and no copying at all when the whole batch goes the same way."""
 
     def step(events: list[Event]) -> list[Event]:
-        flags = [pred(ev) for ev in events]
+        with regex_batch_guard() as cell:
+            flags = [_bumped(cell) and pred(ev) for ev in events]
         if not any(flags):
             return events
         if all(flags):
@@ -201,6 +205,12 @@ def _single_branch(pred: Predicate, body: FilterStep) -> FilterStep:
         return rest + body(taken)
 
     return step
+
+
+def _bumped(cell: list[int]) -> bool:
+    """One event more for the regex watchdog's progress counter (always true)."""
+    cell[0] += 1
+    return True
 
 
 # ---- outputs ---------------------------------------------------------------------
