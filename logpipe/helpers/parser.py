@@ -1,12 +1,12 @@
-"""Line-to-record parsers of the tail input (plugin-private helper of in_tail).
+"""Line-to-record parsers of the Logstash file input.
 
 A parser turns a batch of decoded lines into records, one per line, in one call:
 the per-line loop is the hot path. Formats: `none` (`{"message": line}`), `json`
 (orjson; a line that is not a JSON object keeps its text as `message` and gets
 `_jsonparsefailure`), `regexp` / `/…/` (Fluentd's named groups, `(?<name>…)`), and
 named formats from the grok engine (`apache2`, `nginx`, `syslog` …; a line that
-does not match keeps `message` and gets `_grokparsefailure`). A Fluentd `<parse>`
-section arrives as a dict with `@type`. Failures are counted, never raised.
+does not match keeps `message` and gets `_grokparsefailure`). Fluentd's `<parse>`
+parsers live in logpipe.helpers.parsers. Failures are counted, never raised.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ import orjson
 
 from logpipe.errors import ConfigError
 from logpipe.grok.errors import GrokTimeout
-from logpipe.helpers.multiline import MultilineSpec
 from logpipe.metrics import counter
 from logpipe.regex_budget import TIMEOUT_TAG, BoundedPattern, RegexTimeout, batch_guard
-from logpipe.settings import Setting, coerce_value
 
 Parser = Callable[[list[str]], list[dict[str, Any]]]
 #: Takes the parsed time out of a record (Fluentd: the `time` field becomes the event time).
@@ -34,8 +32,6 @@ _FORMAT_TIMES = {
     "syslog": "MMM d HH:mm:ss", "rfc3164": "MMM d HH:mm:ss", "syslog_rfc5424": "ISO8601", "rfc5424": "ISO8601",
 }
 
-_FLUSH = Setting("parse", "duration")
-_KNOWN_PARSE_KEYS = {"@type", "type", "expression", "format_firstline", "multiline_flush_interval"}
 
 
 def parse_none(lines: list[str]) -> list[dict[str, Any]]:
@@ -131,42 +127,6 @@ def make_parser(fmt: Any, plugin_id: str, setting: str = "format") -> Parser:
     return make_named_parser(text, plugin_id, setting)
 
 
-def make_section_parser(section: dict[str, Any], plugin_id: str,
-                        flush_interval: float | None = 5.0) -> tuple[Parser, MultilineSpec | None]:
-    """A Fluentd `<parse>` section: `@type` none|json|regexp|multiline|<named format>."""
-    kind = str(section.get("@type", section.get("type", "none")))
-    if kind == "regexp":
-        if "expression" not in section:
-            raise ConfigError("<parse> @type regexp needs 'expression'", setting="parse")
-        return make_regex_parser(str(section["expression"]), plugin_id, "parse"), None
-    if kind == "multiline":
-        return _multiline_section(section, plugin_id, flush_interval)
-    if kind in ("none", "json", "json_lines"):
-        return make_parser(kind, plugin_id, "parse"), None
-    return make_named_parser(kind, plugin_id, "parse"), None
-
-
-def _multiline_section(section: dict[str, Any], plugin_id: str,
-                       flush_interval: float | None) -> tuple[Parser, MultilineSpec | None]:
-    """Fluentd's multiline parser: `format_firstline` starts an event, `format1..N`
-    concatenated parse the joined text (dot matches newline, as in Ruby's /m)."""
-    first = section.get("format_firstline")
-    if first is None:
-        raise ConfigError("<parse> @type multiline needs 'format_firstline'", setting="parse")
-    first_src, _ = _regex_literal(str(first), 0)
-    parts = [str(section[k]) for k in sorted((k for k in section if re.fullmatch(r"format\d+", k)),
-                                              key=lambda k: int(k[6:]))]
-    flush = section.get("multiline_flush_interval")
-    if flush is not None:
-        flush_interval = coerce_value(_FLUSH, flush)
-    spec = MultilineSpec(pattern=re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", first_src), negate=True,
-                         what="previous", flush_interval=flush_interval)
-    if not parts:
-        return parse_none, spec
-    expression = "".join(_regex_literal(p, 0)[0] for p in parts)
-    return make_regex_parser(expression, plugin_id, "parse", re.DOTALL), spec
-
-
 def _regex_literal(text: str, flags: int) -> tuple[str, int]:
     """`/body/flags` as written in Fluentd configs, or a bare expression."""
     m = re.fullmatch(r"/(.*)/([imx]*)", text.strip(), re.DOTALL)
@@ -199,8 +159,3 @@ def make_time_extractor(fmt: Any) -> TimeExtractor | None:
         return ns
 
     return extract
-
-
-def unknown_parse_keys(section: dict[str, Any]) -> list[str]:
-    """Keys of a `<parse>` section this input ignores (logged once at start)."""
-    return sorted(k for k in section if k not in _KNOWN_PARSE_KEYS and not re.fullmatch(r"format\d+", k))

@@ -37,23 +37,35 @@ import hashlib
 import os
 import re
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 from logpipe.errors import ConfigError
 from logpipe.helpers.multiline import MultilineSpec
-from logpipe.helpers.parser import (
-    Parser,
-    TimeExtractor,
-    make_parser,
-    make_section_parser,
-    make_time_extractor,
-    unknown_parse_keys,
-)
+from logpipe.helpers.parser import Parser, TimeExtractor, make_parser, make_time_extractor, parse_none
+from logpipe.helpers.parsers import ParseError, build_parser, flat_parse_section
+from logpipe.helpers.parsers.base import ruby_regex
+from logpipe.metrics import counter
 from logpipe.plugin import Input, InputContext, Setting
 from logpipe.settings import coerce_value
 from logpipe_plugins.inputs.tail.engine import Tailer
 from logpipe_plugins.inputs.tail.file import Decorate, TailOptions
 from logpipe_plugins.inputs.tail.paths import split_paths
+
+#: in_tail parameters that change nothing here, with the reason (README lists them).
+TAIL_NO_EFFECT = {
+    "follow_inodes": "files are always followed by inode and fingerprint",
+    "enable_stat_watcher": "logpipe polls with stat_interval, there is no inotify watcher",
+    "enable_watch_timer": "logpipe polls with stat_interval",
+    "skip_refresh_on_startup": "paths are expanded once at start either way",
+    "open_on_every_update": "files stay open until rotated and released",
+    "ignore_repeated_permission_error": "permission errors are logged once per file already",
+    "read_bytes_limit_per_second": "reads are bounded by batch_size and backpressure",
+    "pos_file_compaction_interval": "the position file is rewritten whole, never grows",
+    "path_timezone": "tags never carry time placeholders here",
+    "encoding_fallback": "invalid bytes become U+FFFD",
+}
 
 _SHARED_SETTINGS = [
     Setting("path", "array", required=True, doc="files to read: globs (*, **, {a,b}); Fluentd's a,b lists"),
@@ -90,13 +102,30 @@ class TailInput(Input):
         Setting("pos_file", "path", doc="position file (default: under the state dir); /dev/null: none"),
         Setting("refresh_interval", "duration", 5.0, doc="how often the globs are expanded again"),
         Setting("limit_recently_modified", "duration", doc="Fluentd's name for ignore_older"),
+        Setting("emit_unmatched_lines", "bool", False,
+                doc="emit lines the parser refuses as {\"unmatched_line\": line} instead of dropping them"),
+        Setting("read_lines_limit", "int", doc="Fluentd: lines per read; here the batch size when set"),
+        Setting("from_encoding", "string", doc="Fluentd: character set of the files (same as encoding)"),
+        *[Setting(name, "any", doc=f"Fluentd in_tail {name}: {why} (accepted, logged once)")
+          for name, why in TAIL_NO_EFFECT.items()],
     ]
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self._tailer: Tailer | None = None
-        self._parser, self._multiline, self._timer = _parsing(self)
-        self._encoding = _check_encoding(self.params["encoding"])
+        self._fluent: FluentLines | None = None
+        self._parser: Parser
+        if self.name == "tail":
+            self._fluent, self._multiline = _fluent_parsing(self)
+            self._parser, self._timer = parse_none, None
+        else:
+            self._parser, self._multiline, self._timer = _parsing(self)
+        encoding = self.params.get("from_encoding") or self.params["encoding"]
+        self._encoding = _check_encoding(encoding)
+        ignored = [name for name in TAIL_NO_EFFECT if self.params.get(name) is not None]
+        if ignored:
+            self.log.warning("in_tail %s: %s accepted with no effect (see README, 'Fluentd compatibility')",
+                             self.id, ", ".join(ignored))
         self._paths = split_paths([str(p) for p in self.params["path"]])
 
     def options(self, ctx: InputContext) -> TailOptions:
@@ -132,8 +161,9 @@ class TailInput(Input):
             multiline=self._multiline,
             parser=self._parser,
             timer=self._timer,
+            fluent_parser=self._fluent,
             decorate=self.decorator(),
-            batch_size=p["batch_size"],
+            batch_size=p.get("read_lines_limit") or p["batch_size"],
             save_interval=save_interval,
         )
 
@@ -222,15 +252,8 @@ def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtra
     section = p.get("parse")
     codec = p.get("codec")
     if section:
-        ignored = unknown_parse_keys(section)
-        if ignored:
-            plugin.log.warning("<parse> options not supported by %s, ignored: %s", plugin.name, ", ".join(ignored))
-        parser, section_ml = make_section_parser(section, plugin.id, p["multiline_flush_interval"])
-        if section_ml is not None:
-            if multiline is not None:
-                raise ConfigError("use either 'multiline' or <parse> @type multiline, not both", setting="parse")
-            multiline = section_ml
-        return parser, multiline, make_time_extractor(section.get("@type", section.get("type", "none")))
+        raise ConfigError(f"the {plugin.name} input takes 'codec' or 'format'; <parse> sections belong to "
+                          "Fluentd's tail", setting="parse")
     if codec is not None and str(p["format"]) == "none":
         if hasattr(codec, "decode"):
             return codec.decode, multiline, None
@@ -240,6 +263,63 @@ def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtra
                               "use plain or json (or 'format')", setting="codec")
         return make_parser(name, plugin.id, "codec"), multiline, None
     return make_parser(p["format"], plugin.id), multiline, make_time_extractor(p["format"])
+
+
+FluentLines = Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]]
+
+
+def _fluent_parsing(plugin: TailInput) -> tuple[FluentLines, MultilineSpec | None]:
+    """Fluentd's in_tail: a `<parse>` section (or v0.12 `format`) and, for `@type multiline`, the
+    `format_firstline` joiner. Refused lines are counted and warned about (at most once a
+    second, with the line), then dropped as Fluentd does, or emitted as `unmatched_line`."""
+    p = plugin.params
+    section = p.get("parse") or flat_parse_section(p["format"], {})
+    if isinstance(section, list):
+        raise ConfigError("only one <parse> section is allowed", setting="parse")
+    try:
+        parser = build_parser(section)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, setting="parse" if p.get("parse") else "format") from None
+    multiline = _multiline_spec(p)
+    if section.get("@type", section.get("type")) == "multiline" and section.get("format_firstline") is not None:
+        if multiline is not None:
+            raise ConfigError("use either 'multiline' or <parse> @type multiline, not both", setting="parse")
+        first = ruby_regex(str(section["format_firstline"]), what="format_firstline")
+        flush = section.get("multiline_flush_interval", p["multiline_flush_interval"])
+        multiline = MultilineSpec(pattern=first.pattern, negate=True, what="previous",
+                                  flush_interval=coerce_value(Setting("parse", "duration"), flush)
+                                  if flush is not None else None)
+    unmatched = p["emit_unmatched_lines"]
+    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
+                       input=plugin.id, format=str(section.get("@type", "none")))
+    log = plugin.log
+    last_warning = [0.0]
+    parse = parser.parse
+
+    def parse_lines(lines: list[str]) -> tuple[list[dict[str, Any] | None], list[int | None]]:
+        records: list[dict[str, Any] | None] = []
+        times: list[int | None] = []
+        for line in lines:
+            try:
+                t, record = parse(line)
+            except ParseError as exc:
+                failures.inc()
+                now = time.monotonic()
+                if now - last_warning[0] >= 1.0:
+                    last_warning[0] = now
+                    log.warning("%s: %s: %r", plugin.id, exc, line[:500])
+                if unmatched:
+                    records.append({"unmatched_line": line})
+                    times.append(None)
+                else:
+                    records.append(None)
+                    times.append(None)
+                continue
+            records.append(record)
+            times.append(t)
+        return records, times
+
+    return parse_lines, multiline
 
 
 def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:

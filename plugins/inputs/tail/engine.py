@@ -397,6 +397,9 @@ class Tailer:
         if not texts:
             f.acks.advance(end)
             return
+        if self.opts.fluent_parser is not None:
+            await self.emit_fluent(f, texts, tags, ends, end)
+            return
         records = self.opts.parser(texts)
         if tags is not None:
             for record, extra in zip(records, tags):
@@ -417,6 +420,30 @@ class Tailer:
             events = [Event(tag, now, r) for r in records]
         else:
             events = [Event(tag, timer(r) or now, r) for r in records]
+        await self.ctx.emit(events, f.acks.push(end))
+
+    async def emit_fluent(self, f: TailedFile, texts: list[str], tags: list[list[str] | None] | None,
+                          ends: list[int] | None, end: int) -> None:
+        """Fluentd's in_tail: each line parsed into (time, record); a line the parser refuses
+        is dropped with a warning (or emitted as `unmatched_line` with emit_unmatched_lines)."""
+        assert self.opts.fluent_parser is not None
+        records, times = self.opts.fluent_parser(texts)
+        now = time.time_ns()
+        tag = f.tag
+        keep = [i for i, r in enumerate(records) if r is not None]
+        kept = [records[i] for i in keep]
+        if tags is not None:
+            for i in keep:
+                extra = tags[i] if i < len(tags) else None
+                if extra:
+                    _add_tags(records[i], extra)  # type: ignore[arg-type]
+        if self.opts.decorate is not None:
+            self.opts.decorate(kept, f.path)  # type: ignore[arg-type]
+        if ends is not None and len(ends) == len(records):
+            ino, fp = f.key[1], f.fp
+            events = [Event(tag, times[i] or now, records[i], {"_origin": (ino, fp, ends[i])}) for i in keep]
+        else:
+            events = [Event(tag, times[i] or now, records[i]) for i in keep]
         await self.ctx.emit(events, f.acks.push(end))
 
     async def emit_joined(self, f: TailedFile, joined: list[Joined], base: int, raws: list[int]) -> None:

@@ -48,6 +48,8 @@ class TailOptions:
     batch_size: int
     save_interval: float = 1.0
     timer: TimeExtractor | None = None
+    #: Fluentd parsing (lines → records with None for dropped lines, and their times); replaces parser/timer.
+    fluent_parser: Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]] | None = None
 
 
 def fingerprint(fd: int, length: int) -> tuple[str, int]:

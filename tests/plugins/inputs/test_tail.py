@@ -222,15 +222,17 @@ def test_config_mistakes_are_config_errors() -> None:
     FileInput(path="/var/log/kern.log")  # the seed config's input loads as written
 
 
-async def test_json_format_counts_and_tags_failures(tmp_path: Path) -> None:
+async def test_json_format_drops_and_counts_lines_it_cannot_parse(tmp_path: Path) -> None:
+    """Fluentd's in_tail: a line the parser refuses is warned about and dropped ("pattern not matched")."""
+    from logpipe.metrics import REGISTRY
+
     log = tmp_path / "j.log"
-    log.write_bytes(b'{"a": 1}\nnot json\n{"b": [2]}\n')
-    run = start(tmp_path, path=str(log), read_from_head=True, format="json")
+    log.write_bytes(b'{"a": 1}\nnot json\n{"b": [2]}\n{"c": 3}\n')
+    run = start(tmp_path, path=str(log), read_from_head=True, format="json", id="jsontail")
     events = await run.collector.wait_for(3)
     await run.stop()
-    assert [e.record for e in events] == [
-        {"a": 1}, {"message": "not json", "tags": ["_jsonparsefailure"]}, {"b": [2]},
-    ]
+    assert [e.record for e in events] == [{"a": 1}, {"b": [2]}, {"c": 3}]
+    assert REGISTRY.value("logpipe_tail_parse_failures_total", input="jsontail", format="json") == 1
 
 
 # ---- rotation ----------------------------------------------------------------------
@@ -556,13 +558,13 @@ async def test_named_format_parses_fields_and_takes_the_event_time(tmp_path: Pat
     log = tmp_path / "access.log"
     log.write_bytes(b'127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326 "-" "Moz"\n'
                     b"garbage line\n")
-    run = start(tmp_path, path=str(log), read_from_head=True, format="apache2")
+    run = start(tmp_path, path=str(log), read_from_head=True, format="apache2", emit_unmatched_lines=True)
     good, bad = await run.collector.wait_for(2)
     await run.stop()
     assert good.record == {"host": "127.0.0.1", "user": "frank", "method": "GET", "path": "/a.gif", "code": 200,
-                           "size": 2326, "referer": "-", "agent": "Moz"}
+                           "size": 2326, "referer": None, "agent": "Moz"}
     assert good.time == 971211336 * 10**9
-    assert bad.record == {"message": "garbage line", "tags": ["_grokparsefailure"]}
+    assert bad.record == {"unmatched_line": "garbage line"}
 
 
 def test_unknown_named_format_is_a_config_error() -> None:
@@ -600,8 +602,10 @@ async def test_multiline_pattern_with_grok_and_fluentd_parse_section(tmp_path: P
     pipeline = Pipeline.from_string(config, name="tail.conf", state_dir=str(tmp_path / "state2"))
     (tail,) = pipeline.built.inputs
     assert isinstance(tail, TailInput)
-    records = tail.options(InputContext(Collector().emit, str(tmp_path), "t")).parser(["2024-01-01 a\nb"])
-    assert records == [{"time": "2024-01-01", "msg": "a\nb"}]
+    parse = tail.options(InputContext(Collector().emit, str(tmp_path), "t")).fluent_parser
+    assert parse is not None
+    records, times = parse(["2024-01-01T00:00:00Z a\nb"])
+    assert records == [{"msg": "a\nb"}] and times == [1704067200 * 10**9]
 
 
 async def test_a_line_read_again_after_a_restart_keeps_its_origin(tmp_path: Path) -> None:

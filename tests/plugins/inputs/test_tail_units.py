@@ -8,7 +8,7 @@ import pytest
 
 from logpipe.errors import ConfigError
 from logpipe.helpers.multiline import Multiline, MultilineSpec
-from logpipe.helpers.parser import make_parser, make_section_parser
+from logpipe.helpers.parser import make_parser
 from logpipe_plugins.inputs.tail.acks import AckWindow
 from logpipe_plugins.inputs.tail.lines import LineSplitter
 from logpipe_plugins.inputs.tail.paths import PathMatcher, expand_braces, split_paths, tag_for
@@ -107,14 +107,6 @@ def test_regexp_format_with_fluentd_named_groups() -> None:
         {"verb": "GET", "path": "/x"},
         {"message": "nope", "tags": ["_regexparsefailure"]},
     ]
-
-
-def test_parse_section_multiline() -> None:
-    parser, spec = make_section_parser(
-        {"@type": "multiline", "format_firstline": "/^\\d+ /", "format1": "/^(?<n>\\d+) (?<rest>.*)/"}, "t"
-    )
-    assert spec is not None and spec.negate and spec.what == "previous"
-    assert parser(["1 a\n  b"]) == [{"n": "1", "rest": "a\n  b"}]
 
 
 def test_bad_regexp_is_a_config_error() -> None:
