@@ -23,9 +23,24 @@ class Event:
         self, tag: str, time: int | None = None, record: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        # Type checks only, and the common case first: an Event is built per line. A
+        # record passed in the time slot must fail here, not as an endless retry later.
+        if type(time) is not int:
+            if time is None:
+                time = _time.time_ns()
+            elif not isinstance(time, int) or isinstance(time, bool):
+                raise TypeError(f"Event time must be int nanoseconds since the epoch or None, got "
+                                f"{type(time).__name__}; call Event(tag, time, record, meta) or pass record=")
+        if type(record) is not dict:
+            if record is None:
+                record = {}
+            elif not isinstance(record, dict):
+                raise TypeError(f"Event record must be a dict, got {type(record).__name__}")
+        if type(tag) is not str and not isinstance(tag, str):
+            raise TypeError(f"Event tag must be a str, got {type(tag).__name__}")
         self.tag = tag
-        self.time = _time.time_ns() if time is None else time
-        self.record = {} if record is None else record
+        self.time = time
+        self.record = record
         self.meta = {} if meta is None else meta
 
     def copy(self) -> Event:
