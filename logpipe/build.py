@@ -11,7 +11,6 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import compress
 from typing import Any, TypeVar
 
 import orjson
@@ -79,11 +78,20 @@ class Built:
 
 
 def compile_filters(nodes: list[Any], built: Built) -> FilterStep:
-    steps = [_filter_step(node, built) for node in nodes]
+    """The filter section as one function from a batch to the batch that continues, in order."""
+    return _compile_chain(nodes, built)[0]
+
+
+def _compile_chain(nodes: list[Any], built: Built) -> tuple[FilterStep, bool]:
+    """(step, creates): `creates` is True when some filter in the chain may return events
+    it was not given (split, clone, user plugins), which decides how a split batch is re-joined."""
+    compiled = [_filter_step(node, built) for node in nodes]
+    creates = any(c for _, c in compiled)
+    steps = [s for s, _ in compiled]
     if not steps:
-        return _identity
+        return _identity, False
     if len(steps) == 1:
-        return steps[0]
+        return steps[0], creates
 
     def run(events: list[Event]) -> list[Event]:
         for step in steps:
@@ -92,7 +100,7 @@ def compile_filters(nodes: list[Any], built: Built) -> FilterStep:
             events = step(events)
         return events
 
-    return run
+    return run, creates
 
 
 def _identity(events: list[Event]) -> list[Event]:
@@ -123,19 +131,22 @@ def _partition(events: list[Event], branches: list[tuple[Predicate | None, Any]]
     return parts, rest
 
 
-def _filter_step(node: Any, built: Built) -> FilterStep:
+def _filter_step(node: Any, built: Built) -> tuple[FilterStep, bool]:
     if isinstance(node, IfNode):
-        return _branching(_compile_branches(node, compile_filters, built))
+        chains = _compile_branches(node, _compile_chain, built)
+        creates = any(c for _, (_, c) in chains)
+        return _branching([(pred, body) for pred, (body, _) in chains], creates), creates
     plugin = instantiate(node)
     if not isinstance(plugin, Filter):
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not a filter", getattr(node, "pos", None))
     built.filters.append(plugin)
     step = _guarded(plugin)
+    creates = plugin.creates_events
     patterns = plugin.tag_patterns()
     if patterns:
         tag_ok = compile_tag_patterns(patterns)
-        return _branching([(lambda ev: tag_ok(ev.tag), step)])
-    return step
+        return _branching([(lambda ev: tag_ok(ev.tag), step)], creates), creates
+    return step, creates
 
 
 def _guarded(plugin: Filter) -> FilterStep:
@@ -166,43 +177,52 @@ def _guarded(plugin: Filter) -> FilterStep:
     return step
 
 
-def _branching(branches: list[tuple[Predicate | None, FilterStep]]) -> FilterStep:
-    """if / else if / else over a batch: partition once, run each branch on its part.
+def _branching(branches: list[tuple[Predicate | None, FilterStep]], creates: bool) -> FilterStep:
+    """if / else if / else over a batch, keeping the batch's order (DESIGN.md "Order").
 
-    Events that take no branch pass on unchanged. Order is kept within each part;
-    across parts, untouched events come first, then each branch's output in branch order.
+    Each event is assigned the first branch whose condition holds (or none: it passes on
+    unchanged). When the whole batch goes one way the body runs on the batch as it is —
+    no copy, no re-join. Otherwise the parts are re-joined in their original order:
+    - bodies that only change or drop the events they are given (`creates` False): each
+      body runs once on its part, and the results are merged back by original position;
+    - bodies that may create events (split, clone): each body runs on every run of
+      consecutive events that took it, so new events stand where their parent stood.
     """
-    if len(branches) == 1 and branches[0][0] is not None:
-        return _single_branch(branches[0][0], branches[0][1])
+    preds = [pred for pred, _ in branches]
+    bodies = [body for _, body in branches]
+    none = len(branches)
+    if none == 1 and preds[0] is not None:
+        only = preds[0]
+
+        def choose_one(events: list[Event]) -> list[int]:
+            with regex_batch_guard() as cell:
+                return [0 if _bumped(cell) and only(ev) else 1 for ev in events]
+
+        choose = choose_one
+    else:
+
+        def choose_first(events: list[Event]) -> list[int]:
+            out = []
+            with regex_batch_guard() as cell:
+                for ev in events:
+                    cell[0] += 1
+                    for i, pred in enumerate(preds):
+                        if pred is None or pred(ev):
+                            out.append(i)
+                            break
+                    else:
+                        out.append(none)
+            return out
+
+        choose = choose_first
+    rejoin = _rejoin_runs if creates else _rejoin_merged
 
     def step(events: list[Event]) -> list[Event]:
-        parts, rest = _partition(events, branches)
-        if not rest and sum(1 for p in parts if p) == 1:
-            index = next(i for i, p in enumerate(parts) if p)
-            return branches[index][1](parts[index])
-        out = rest
-        for part, (_, body) in zip(parts, branches):
-            if part:
-                out = out + body(part)
-        return out
-
-    return step
-
-
-def _single_branch(pred: Predicate, body: FilterStep) -> FilterStep:
-    """The common `if cond { … }` without else: one predicate pass in a comprehension,
-    and no copying at all when the whole batch goes the same way."""
-
-    def step(events: list[Event]) -> list[Event]:
-        with regex_batch_guard() as cell:
-            flags = [_bumped(cell) and pred(ev) for ev in events]
-        if not any(flags):
-            return events
-        if all(flags):
-            return body(events)
-        taken = list(compress(events, flags))
-        rest = [ev for ev, flag in zip(events, flags) if not flag]
-        return rest + body(taken)
+        choice = choose(events)
+        first = choice[0]
+        if choice.count(first) == len(choice):
+            return events if first == none else bodies[first](events)
+        return rejoin(events, choice, bodies)
 
     return step
 
@@ -211,6 +231,43 @@ def _bumped(cell: list[int]) -> bool:
     """One event more for the regex watchdog's progress counter (always true)."""
     cell[0] += 1
     return True
+
+
+def _rejoin_merged(events: list[Event], choice: list[int], bodies: list[FilterStep]) -> list[Event]:
+    """One call per body, results merged by the original position of each event.
+
+    A body that returns an event it was not given (a filter that wrongly declared
+    `creates_events = False`) is not an error: the stranger follows the last known
+    event the body returned before it."""
+    parts: list[list[Event]] = [[] for _ in range(len(bodies) + 1)]
+    for ev, c in zip(events, choice):
+        parts[c].append(ev)
+    joined = parts[-1]
+    for part, body in zip(parts, bodies):
+        if part:
+            joined.extend(body(part))
+    # `events` holds every input alive for this call, so no id below can be reused.
+    position = {id(ev): i for i, ev in enumerate(events)}
+    keys: list[int] = []
+    last = -1
+    for ev in joined:
+        last = position.get(id(ev), last)
+        keys.append(last)
+    return [joined[i] for i in sorted(range(len(joined)), key=keys.__getitem__)]
+
+
+def _rejoin_runs(events: list[Event], choice: list[int], bodies: list[FilterStep]) -> list[Event]:
+    """Each run of consecutive events that took the same branch goes through it as a batch."""
+    out: list[Event] = []
+    none = len(bodies)
+    start = 0
+    n = len(events)
+    for i in range(1, n + 1):
+        if i == n or choice[i] != choice[start]:
+            run = events[start:i]
+            out.extend(run if choice[start] == none else bodies[choice[start]](run))
+            start = i
+    return out
 
 
 # ---- outputs ---------------------------------------------------------------------

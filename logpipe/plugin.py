@@ -185,9 +185,17 @@ class Filter(Plugin):
     """Filters transform batches synchronously: per-event Python is the budget, so a
     filter gets the whole batch and returns the batch that continues (it may drop,
     change or add events). On success for an event a filter calls `self.matched(ev)`
-    (Logstash's filter_matched), which applies the common add/remove options."""
+    (Logstash's filter_matched), which applies the common add/remove options.
+
+    Order: a filter returns events in the order it got them (new events where their
+    parent stood). Set `creates_events = False` when `filter` only changes or drops the
+    events it is given — never returns a new or an earlier batch's event: the pipeline
+    then re-joins a batch that a conditional split with one call per branch and a merge
+    by position. Left True (the safe default: split, clone), a split batch goes through
+    the branch in runs of consecutive events, so new events stay in place."""
 
     kind = "filter"
+    creates_events: ClassVar[bool] = True
     common_settings = Plugin.common_settings + [
         Setting("add_field", "hash", default={}, doc="fields to add on success (sprintf in keys and values)"),
         Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),

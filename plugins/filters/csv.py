@@ -96,6 +96,7 @@ CONVERTERS = {"integer": ruby_integer, "float": ruby_float, "boolean": _boolean,
 
 class CsvFilter(Filter):
     name = "csv"
+    creates_events = False
     doc = "Splits a CSV line into named fields (Ruby CSV rules; failures tagged _csvparsefailure)."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", default="message", doc="the field holding the line"),

@@ -67,6 +67,7 @@ def compile_parsers(patterns: list[str], tz: str | None, locale: str | None) -> 
 
 class DateFilter(Filter):
     name = "date"
+    creates_events = False
     doc = "Parses a date field (Joda patterns, ISO8601, UNIX, UNIX_MS, TAI64N) into the event time."
     settings: ClassVar[list[Setting]] = [
         Setting("match", "array", required=True, doc="[field, pattern, pattern …]"),

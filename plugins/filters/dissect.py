@@ -146,6 +146,7 @@ _CONVERT = {"int": int, "float": float}
 
 class DissectFilter(Filter):
     name = "dissect"
+    creates_events = False
     doc = "Splits text fields on literal delimiters (Logstash dissect syntax): a fast alternative to grok."
     settings: ClassVar[list[Setting]] = [
         Setting("mapping", "hash", default={}, doc="source field => dissect pattern"),

@@ -17,6 +17,7 @@ from logpipe.plugin import Filter, Setting
 
 class DropFilter(Filter):
     name = "drop"
+    creates_events = False
     doc = "Drops every event it sees (or `percentage` of them, at random)."
     settings: ClassVar[list[Setting]] = [
         Setting("percentage", "number", default=100, doc="share of events dropped, 0-100"),

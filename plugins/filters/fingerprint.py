@@ -124,6 +124,7 @@ def _punctuation(value: Any) -> Any:
 
 class FingerprintFilter(Filter):
     name = "fingerprint"
+    creates_events = False
     doc = "Hashes fields into a fingerprint (deterministic ids for idempotent outputs)."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "array", default=["message"], doc="fields to hash"),

@@ -191,6 +191,7 @@ def extract(record: dict[str, Any], field: str, ip_text: str, network: str | Non
 
 class GeoipFilter(Filter):
     name = "geoip"
+    creates_events = False
     doc = "Adds where an IP address is (country, city, location, AS) from a MaxMind DB file."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", required=True, doc="the field holding the IP address"),

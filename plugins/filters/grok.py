@@ -51,6 +51,7 @@ RECENT_CHARS = 1024
 
 class GrokFilter(Filter):
     name = "grok"
+    creates_events = False
     doc = "Parse unstructured text into fields with grok patterns (Logstash grok; Fluentd formats)."
     settings: ClassVar[list[Setting]] = [
         Setting("match", "any", default={}, doc="field => pattern or list of patterns (Logstash); "

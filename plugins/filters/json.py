@@ -31,6 +31,7 @@ _SPECIAL = (TIMESTAMP, METADATA)
 
 class JsonFilter(Filter):
     name = "json"
+    creates_events = False
     doc = "Parses a JSON text field into the event (or into `target`)."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", required=True, doc="the field holding JSON text"),

@@ -62,6 +62,7 @@ _VALUE_GROUPS = frozenset({"v0", "v1", "v2", "v3", "v4", "v5"})
 
 class KvFilter(Filter):
     name = "kv"
+    creates_events = False
     doc = "Extracts key=value pairs from a text field."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", default="message", doc="field holding the text"),

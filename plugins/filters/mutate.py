@@ -630,6 +630,7 @@ def _op_steps(op: str, value: Any) -> list[Step]:
 
 class MutateFilter(Filter):
     name = "mutate"
+    creates_events = False
     doc = "Rename, replace, convert, gsub, split, join, merge and copy fields (Logstash's fixed order)."
     settings: ClassVar[list[Setting]] = [
         Setting("coerce", "hash", default={}, doc="field => default, for fields that exist but are null"),

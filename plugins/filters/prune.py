@@ -23,6 +23,7 @@ TIMEOUT = 1.0
 
 class PruneFilter(Filter):
     name = "prune"
+    creates_events = False
     doc = "Removes top-level fields by name or value (white- and blacklists of regexes)."
     settings: ClassVar[list[Setting]] = [
         Setting("whitelist_names", "array", default=[], doc="keep only fields whose name matches"),

@@ -174,6 +174,7 @@ def _time_from(value: Any) -> int | None:
 
 class RecordTransformerFilter(Filter):
     name = "record_transformer"
+    creates_events = False
     doc = "Fluentd record_transformer without Ruby: placeholders, remove_keys, keep_keys, renew_record."
     settings: ClassVar[list[Setting]] = [
         Setting("record", "hash", default={}, doc="the <record> section: key => value with ${...} placeholders"),

@@ -24,6 +24,7 @@ FAILURE_TAG = "_syslogpriparsefailure"
 
 class SyslogPriFilter(Filter):
     name = "syslog_pri"
+    creates_events = False
     doc = "Splits a syslog PRI value into facility and severity codes and names."
     settings: ClassVar[list[Setting]] = [
         Setting("syslog_pri_field_name", "string",

@@ -87,6 +87,7 @@ def _clone(value: Any) -> Any:
 
 class TranslateFilter(Filter):
     name = "translate"
+    creates_events = False
     doc = "Replaces a field's value by its entry in a dictionary (inline or a YAML/JSON/CSV file)."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", aliases=("field",), doc="the field to translate"),

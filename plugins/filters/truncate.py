@@ -26,6 +26,7 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 class TruncateFilter(Filter):
     name = "truncate"
+    creates_events = False
     doc = "Cuts string fields to at most length_bytes bytes (UTF-8, never mid-character)."
     settings: ClassVar[list[Setting]] = [
         Setting("length_bytes", "int", required=True, doc="the most bytes a string keeps"),

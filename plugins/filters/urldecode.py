@@ -19,6 +19,7 @@ from logpipe.plugin import Filter, Setting
 
 class UrldecodeFilter(Filter):
     name = "urldecode"
+    creates_events = False
     doc = "Percent-decodes a field (default message) or, with all_fields, every string field."
     settings: ClassVar[list[Setting]] = [
         Setting("field", "string", default="message", doc="the field to decode"),

@@ -83,6 +83,7 @@ def build_os_version(major: str | None, minor: str | None, patch: str | None, pa
 
 class UseragentFilter(Filter):
     name = "useragent"
+    creates_events = False
     doc = "Parses a User-Agent string into browser, OS and device fields (uap-core rules)."
     settings: ClassVar[list[Setting]] = [
         Setting("source", "string", required=True, doc="the field holding the User-Agent string"),

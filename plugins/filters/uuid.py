@@ -12,6 +12,7 @@ from logpipe.plugin import Filter, Setting
 
 class UuidFilter(Filter):
     name = "uuid"
+    creates_events = False
     doc = "Adds a random UUID to each event (e.g. a document id)."
     settings: ClassVar[list[Setting]] = [
         Setting("target", "string", required=True, doc="the field that receives the UUID"),
