@@ -4,7 +4,8 @@ and one budget for the bytes all connections of an input hold in unfinished fram
 Why a shared budget: each connection's framer is bounded, but a thousand connections
 each holding an almost complete frame add up. When the budget is spent, connections stop
 reading (TCP pushes back on their senders) until frames complete or connections close;
-a connection holding nothing may always read, so a full budget cannot wedge everyone.
+a connection holding nothing may always read, so complete lines keep flowing, and one
+that waits longer than its frame timeout is closed, which returns its bytes.
 """
 
 from __future__ import annotations
@@ -64,16 +65,23 @@ async def read_frames(
     try:
         while True:
             if budget is not None and held and budget.held > budget.limit:
-                await budget.room()
+                # Waiting holders cannot free each other: the wait is part of the frame's time.
+                left = None if not frame_timeout or started is None else frame_timeout - (_time.monotonic() - started)
+                try:
+                    async with asyncio.timeout(None if left is None else max(left, 0.0)):
+                        await budget.room()
+                except TimeoutError:
+                    raise ProtocolError("budget", f"frame unfinished after {frame_timeout:g}s with the input's "
+                                                  f"max_bytes_held ({budget.limit}) spent") from None
             timeout = idle_timeout
             if started is not None and frame_timeout:
                 left = frame_timeout - (_time.monotonic() - started)
                 timeout = left if timeout is None else min(timeout, left)
             try:
-                if timeout is None:
+                # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
+                # arrives as the read completes, and the input would never stop.
+                async with asyncio.timeout(None if timeout is None else max(timeout, 0.0)):
                     data = await reader.read(read_size)
-                else:
-                    data = await asyncio.wait_for(reader.read(read_size), max(timeout, 0.0))
             except TimeoutError:
                 if started is not None and frame_timeout and _time.monotonic() - started >= frame_timeout:
                     raise ProtocolError("slow_client", f"frame unfinished after {frame_timeout:g}s") from None
