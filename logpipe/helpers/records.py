@@ -1,9 +1,10 @@
 """Lines → (time, record) pairs for the network inputs (tcp, udp, http), from either
 front-end's way of saying how: a Logstash `codec` or a Fluentd `<parse>` section.
 
-One function for the three inputs so they agree on the details: a Fluentd named format's
-time becomes the event time, a JSON record's `time` does not (Fluentd's json parser keeps
-it unless told), and what fails to parse is kept and tagged by the codec or parser.
+One function for the three inputs so they agree on the details: the `<parse>` section goes
+through Fluentd's parsers (logpipe.helpers.parsers: time_key, time_format, types …), and a
+line the parser refuses is not lost: it is kept as `message` tagged `_parsefailure` and
+counted (Fluentd's in_tcp/in_udp log and drop it; dropping silently loses data).
 """
 
 from __future__ import annotations
@@ -12,29 +13,39 @@ from collections.abc import Callable
 from typing import Any
 
 from logpipe.errors import ConfigError
-from logpipe.helpers.parser import make_section_parser, make_time_extractor
+from logpipe.helpers.parsers import ParseError, build_parser
+from logpipe.metrics import counter
 from logpipe.plugin import Codec
 
 #: (lines) → [(event time in ns or None for now, record)]
 Decoder = Callable[[list[str]], list[tuple[int | None, dict[str, Any]]]]
+PARSE_FAILURE_TAG = "_parsefailure"
 
 
 def make_decoder(codec: Codec | None, parse: dict[str, Any] | None, plugin_id: str) -> Decoder:
     """`parse` (Fluentd) wins over `codec` (Logstash); neither: each line is `message`."""
     if parse is not None:
         if not isinstance(parse, dict):
-            raise ConfigError("<parse> must be a section", setting="parse")
-        parser, multiline = make_section_parser(parse, plugin_id, None)
-        if multiline is not None:
-            raise ConfigError("<parse> @type multiline is only for files (tail)", setting="parse")
-        extract = make_time_extractor(parse.get("@type", parse.get("type", "none")))
-        if extract is None:
-            return lambda lines: [(None, r) for r in parser(lines)]
+            raise ConfigError("only one <parse> section is allowed", setting="parse")
+        try:
+            parser = build_parser(parse)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, setting="parse") from None
+        failures = counter("logpipe_input_parse_failures_total", "lines the input's <parse> refused",
+                           id=plugin_id)
+        parse_one = parser.parse
 
-        def decode_timed(lines: list[str]) -> list[tuple[int | None, dict[str, Any]]]:
-            return [(extract(r), r) for r in parser(lines)]
+        def decode_parsed(lines: list[str]) -> list[tuple[int | None, dict[str, Any]]]:
+            out: list[tuple[int | None, dict[str, Any]]] = []
+            for line in lines:
+                try:
+                    out.append(parse_one(line))
+                except ParseError:
+                    failures.inc()
+                    out.append((None, {"message": line, "tags": [PARSE_FAILURE_TAG]}))
+            return out
 
-        return decode_timed
+        return decode_parsed
     if codec is not None:
         decode = codec.decode
         return lambda lines: [(None, r) for r in decode(lines)]
