@@ -34,7 +34,8 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         output = "null {}" if args.output == "null" else f'file {{ path => "{tmp}/out.log" }}'
-        pipeline = Pipeline.from_string(CONFIG.format(count=args.events, output=output), state_dir=tmp)
+        # count is rounds of both lines (Logstash semantics): two events per round
+        pipeline = Pipeline.from_string(CONFIG.format(count=args.events // 2, output=output), state_dir=tmp)
         tune_gc()  # as `logpipe run` does
         started = time.perf_counter()
         status = await pipeline.run()

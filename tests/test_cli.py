@@ -36,12 +36,14 @@ def test_seed_example_greeting(tmp_path: Path) -> None:
 
 def test_generator_count_to_file_with_sprintf_path(tmp_path: Path) -> None:
     out = tmp_path / "out" / "%{[kind]}.log"
-    cfg = (f'input {{ generator {{ count => 5 lines => ["a", "b"] add_field => {{ "kind" => "gen" }} }} }} '
+    cfg = (f'input {{ generator {{ count => 3 lines => ["a", "b"] add_field => {{ "kind" => "gen" }} }} }} '
            f'output {{ file {{ path => "{out}" }} }}')
     result = logpipe("run", "--state-dir", str(tmp_path), "-e", cfg)
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "out" / "gen.log").read_text().splitlines()
-    assert [json.loads(line)["message"] for line in lines] == ["a", "b", "a", "b", "a"]
+    # Logstash's count: how many times the lines are emitted (3 rounds of 2)
+    assert [json.loads(line)["message"] for line in lines] == ["a", "b", "a", "b", "a", "b"]
+    assert [json.loads(line)["sequence"] for line in lines] == [0, 0, 1, 1, 2, 2]
 
 
 def test_check_reports_position_and_suggestion(tmp_path: Path) -> None:

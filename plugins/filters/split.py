@@ -2,9 +2,10 @@
 split by `terminator` (default a newline).
 
 Each new event is a deep copy of the original with the field (or `target`) set to one element;
-the original is replaced by the copies. Empty string pieces are skipped, and a string that
-does not split (a single piece) passes unchanged, as in Logstash. A field that is neither a
-string nor an array is tagged `_split_type_failure` and counted; a missing field is left alone.
+the original is replaced by the copies. Empty string pieces and null elements make no event,
+and a string that does not split (a single piece) passes unchanged, as in Logstash. A field
+that is neither a string nor an array — a missing one included, as Logstash reads it as nil —
+is tagged `_split_type_failure` and counted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from logpipe.event import Event
-from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter
+from logpipe.fields import add_tag, compile_getter, compile_setter
 from logpipe.plugin import Filter, Setting
 
 FAILURE_TAG = "_split_type_failure"
@@ -39,9 +40,6 @@ class SplitFilter(Filter):
         get, put, decorate = self._get, self._put, self._decorate
         for ev in events:
             value = get(ev)
-            if value is MISSING:
-                out.append(ev)
-                continue
             if value.__class__ is str:
                 pieces: list[Any] = value.split(self._terminator) if self._terminator else list(value)
                 if len(pieces) == 1:
@@ -55,7 +53,7 @@ class SplitFilter(Filter):
                 out.append(ev)
                 continue
             for piece in pieces:
-                if piece.__class__ is str and not piece:
+                if piece is None or (piece.__class__ is str and not piece):
                     continue
                 clone = ev.copy()
                 put(clone, piece)
