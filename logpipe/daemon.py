@@ -206,7 +206,13 @@ class Daemon:
         # A finite pipeline that has read everything writes every buffer out (file buffers
         # included); a stopped daemon leaves file-buffered chunks for the next start.
         await pipeline.stop(flush=finished)
-        return EXIT_ERROR if pipeline.failed is not None else EXIT_OK
+        if pipeline.failed is not None:
+            return EXIT_ERROR
+        if finished and (lost := pipeline.lost_events()):
+            log.error("every input finished, but %d event(s) were not delivered (dead-lettered, dropped "
+                      "or left in a memory buffer); see logpipe_output_events_* in the stats", lost)
+            return EXIT_ERROR
+        return EXIT_OK
 
     async def _start(self, pipeline: Pipeline, what: str) -> bool:
         try:

@@ -327,6 +327,18 @@ class Pipeline:
                 continue
             ack.release()
 
+    def lost_events(self) -> int:
+        """Events the outputs did not deliver: dead-lettered, dropped by an overflow policy,
+        or still in a memory buffer (gone with the process). A finite run that ends with
+        any exits non-zero, so a batch job's caller knows."""
+        lost = 0
+        for runner in self._runners:
+            stats = runner.stats()
+            lost += stats["dead_lettered"] + stats["dropped"]
+            if stats["buffer"] == "memory":
+                lost += stats["buffered_events"]
+        return lost
+
     def stats(self) -> dict[str, Any]:
         return {
             "events_in": self.events_in,

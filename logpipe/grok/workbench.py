@@ -86,6 +86,8 @@ def main(argv: list[str]) -> int:
             return EXIT_ERROR
         grok = Grok(args.pattern, keep_empty_captures=args.keep_empty, timeout=args.timeout, **options)
         return _try(grok, args, options, _read_lines(args), out)
+    except BrokenPipeError:
+        raise  # the reader went away: logpipe.cli ends quietly
     except (LogpipeError, OSError) as exc:
         print(f"logpipe grok: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,12 +1,19 @@
-"""Poison values handed to the API (issue 12, item 7): an Event built with its
-arguments in the wrong slots fails at construction with a TypeError that says what
-was expected, instead of travelling on and making the buffer retry it for ever."""
+"""Poison values handed to the API and the CLI (issue 12, item 7 and the small ones): an
+Event built with its arguments in the wrong slots fails at construction with a TypeError
+that says what was expected, instead of travelling on and making the buffer retry it for
+ever; a CLI whose reader went away ends quietly."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from logpipe.event import Event
+from tests.paths import REPO
 
 
 @pytest.mark.parametrize(
@@ -29,3 +36,39 @@ def test_event_valid_forms_still_work() -> None:
     assert Event("web", record={"a": 1}).record == {"a": 1}
     assert Event("web", 5, {"a": 1}).time == 5
     assert Event("web").record == {}
+
+
+def test_reader_going_away_ends_the_cli_quietly() -> None:
+    """`logpipe grok --show X | head`: the reader is gone before the output is written.
+    Before: a `[Errno 32] Broken pipe` traceback on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already exited
+    try:
+        done = subprocess.run([sys.executable, "-m", "logpipe.cli", "grok", "--show", "COMBINEDAPACHELOG"],
+                              stdout=write_end, stderr=subprocess.PIPE, cwd=REPO, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr == b""
+    assert done.returncode == 141
+
+
+def test_finite_run_that_lost_events_exits_non_zero(tmp_path: Path) -> None:
+    """A generator run whose output cannot write (its path is a directory) and gives up.
+    Before: exit 0, as if everything had been delivered."""
+    config = ('input { generator { count => 5 } } '
+              f'output {{ file {{ path => "{tmp_path}" retry_max_times => 1 retry_wait => 0.01 }} }}')
+    done = subprocess.run([sys.executable, "-m", "logpipe.cli", "run", "--no-http", "-e", config,
+                           "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, cwd=REPO, timeout=60)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert b"5 event(s) were not delivered" in done.stderr
+
+
+def test_finite_run_that_delivered_everything_exits_zero(tmp_path: Path) -> None:
+    out = tmp_path / "out.log"
+    config = f'input {{ generator {{ count => 5 }} }} output {{ file {{ path => "{out}" }} }}'
+    done = subprocess.run([sys.executable, "-m", "logpipe.cli", "run", "--no-http", "-e", config,
+                           "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(out.read_text().splitlines()) == 5
