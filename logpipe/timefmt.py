@@ -426,7 +426,7 @@ class _Assembler:
     def __init__(self, zone: timezone | ZoneInfo | None) -> None:
         self.zone = zone
         self.fixed = _fixed_offset(zone)
-        self._offsets: dict[tuple[int, int, int, int], int] = {}
+        self._offsets: dict[tuple[int, int, int, int], int | None] = {}
 
     def to_ns(self, y: int, mo: int, d: int, h: int, mi: int, s: int, frac: int, offset: int | None) -> int | None:
         if h > 23 or mi > 59 or s > 59:
@@ -437,16 +437,22 @@ class _Assembler:
             return None
         if offset is None:
             offset = self.fixed if self.fixed is not None else self._zone_offset(y, mo, d, h, mi)
+            if offset is None:
+                return None  # a local time the zone skips (DST gap): Joda refuses it, so does Logstash
         return (local - offset) * NS + frac
 
-    def _zone_offset(self, y: int, mo: int, d: int, h: int, mi: int) -> int:
+    def _zone_offset(self, y: int, mo: int, d: int, h: int, mi: int) -> int | None:
         key = (y, mo, d, h * 4 + mi // 15)
-        off = self._offsets.get(key)
-        if off is None:
-            if len(self._offsets) > 4096:
-                self._offsets.clear()
-            delta = datetime(y, mo, d, h, mi, tzinfo=self.zone).utcoffset()
-            off = self._offsets[key] = int(delta.total_seconds()) if delta is not None else 0
+        if key in self._offsets:
+            return self._offsets[key]
+        if len(self._offsets) > 4096:
+            self._offsets.clear()
+        wall = datetime(y, mo, d, h, mi, tzinfo=self.zone)
+        delta = wall.utcoffset()
+        off: int | None = int(delta.total_seconds()) if delta is not None else 0
+        if wall.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
+            off = None  # the round trip lands elsewhere: this wall time does not exist in the zone
+        self._offsets[key] = off
         return off
 
 
@@ -507,6 +513,8 @@ def _iso8601_parser(zone: timezone | ZoneInfo | None) -> Callable[[str], int | N
 
 
 _UNIX_RE = re.compile(r"\s*(-?)(\d+)(?:\.(\d*))?\s*")
+#: Logstash's UNIX parser refuses seconds beyond a Java int (year 2038).
+MAX_UNIX_SECONDS = 2**31 - 1
 
 
 def _unix_parser(scale_digits: int) -> Callable[[Any], int | None]:
@@ -518,6 +526,8 @@ def _unix_parser(scale_digits: int) -> Callable[[Any], int | None]:
         if isinstance(value, bool):
             return None
         if isinstance(value, int):
+            if scale_digits == 9 and value > MAX_UNIX_SECONDS:
+                return None
             return value * unit
         if isinstance(value, float):
             value = repr(value)
@@ -529,6 +539,8 @@ def _unix_parser(scale_digits: int) -> Callable[[Any], int | None]:
         if m is None:
             return None
         sign, whole, frac = m.groups()
+        if scale_digits == 9 and int(whole) > MAX_UNIX_SECONDS:
+            return None  # as Logstash: leaves `UNIX, UNIX_MS` to read 1000000000123 as milliseconds
         ns = int(whole) * unit + (int((frac or "")[:scale_digits].ljust(scale_digits, "0")) if frac else 0)
         return -ns if sign else ns
 
@@ -580,9 +592,13 @@ def _month_lookup(lang: str) -> dict[str, int]:
 
 def _default_year(month: int) -> int:
     """Year for a year-less date: the current one, except that a December date read in January
-    belongs to last year (Logstash's rollover rule)."""
+    belongs to last year and a January date read in December to next year (Logstash's rule)."""
     year, cur_month = _now_year_month()
-    return year - 1 if cur_month == 1 and month == 12 else year
+    if cur_month == 1 and month == 12:
+        return year - 1
+    if cur_month == 12 and month == 1:
+        return year + 1
+    return year
 
 
 def _pivot_year(yy: int) -> int:

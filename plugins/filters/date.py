@@ -7,6 +7,13 @@ patterns are tried in order and the first that parses wins. Each pattern is comp
 `timezone` applies to text that carries no zone and may be a sprintf template (`%{tz}`);
 `locale` picks month and day names. A value no pattern parses tags the event
 (`_dateparsefailure`) and is counted; a missing field is left alone.
+
+Logstash's rules, checked against its spec (tests/plugins/filters/test_date_spec.py): UNIX refuses
+seconds above 2^31-1 so that `UNIX, UNIX_MS` reads 1000000000123 as milliseconds; a year-less
+date takes the current year, last year for a December date read in January, next year for a
+January date read in December; a local time inside a DST gap is a `_dateparsefailure`.
+Precision: logpipe keeps the digits the source has (up to nanoseconds) where Logstash keeps
+milliseconds; outputs write `@timestamp` with milliseconds, so what reaches them is the same.
 """
 
 from __future__ import annotations
