@@ -54,7 +54,7 @@ class SourceText:
         return f"{pos.line}:{pos.col}"
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UPPER_NAME = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
 
 
@@ -67,6 +67,10 @@ def substitute_env(
 ) -> str:
     """Replace `${VAR}` and `${VAR:default}` with environment values.
 
+    A default may itself hold references (`${B:${A}}`, `${B:${A:x}}`), as in a shell; it is
+    only looked at when VAR is unset, so an unset name inside an unused default is no
+    error. `${VAR:` without its closing brace is refused at its position.
+
     `offset_of(i)` maps an index in `text` back to an offset in `source`, so an unset
     variable without a default is reported where it was written. With `upper_only`,
     only upper-case names are environment references: Fluentd uses `${tag}` and
@@ -74,20 +78,65 @@ def substitute_env(
     """
     if "${" not in text:
         return text
-    environ = os.environ if env is None else env
+    return _EnvExpander(text, offset_of, source, os.environ if env is None else env, upper_only).run()
 
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if upper_only and not _UPPER_NAME.match(name):
-            return match.group(0)
-        value = environ.get(name)
+
+class _EnvExpander:
+    """A recursive-descent pass over one value: text, `${NAME}`, `${NAME:default…}`."""
+
+    def __init__(self, text: str, offset_of: Callable[[int], int], source: SourceText,
+                 env: Mapping[str, str], upper_only: bool) -> None:
+        self.text = text
+        self.offset_of = offset_of
+        self.source = source
+        self.env = env
+        self.upper_only = upper_only
+
+    def run(self) -> str:
+        out, _ = self._expand(0, closing=None, evaluate=True)
+        return out
+
+    def _expand(self, i: int, closing: int | None, evaluate: bool) -> tuple[str, int]:
+        """Expand from `i`; inside a default (`closing` = where its `${` is), stop after
+        the brace that closes it. Returns the text and the index after what was read."""
+        text, parts = self.text, list[str]()
+        n = len(text)
+        while i < n:
+            char = text[i]
+            if closing is not None and char == "}":
+                return "".join(parts), i + 1
+            if char == "$" and text.startswith("${", i):
+                ref = self._reference(i, evaluate)
+                if ref is not None:
+                    value, i = ref
+                    parts.append(value)
+                    continue
+            parts.append(char)
+            i += 1
+        if closing is not None:
+            raise self.source.error("'${' without its closing '}'", self.offset_of(closing))
+        return "".join(parts), i
+
+    def _reference(self, start: int, evaluate: bool) -> tuple[str, int] | None:
+        """`${NAME}` or `${NAME:default}` at `start`: (its value, index after it); None when
+        what follows `${` is not an environment reference (left as written)."""
+        text = self.text
+        m = _ENV_NAME.match(text, start + 2)
+        if m is None or m.end() >= len(text) or text[m.end()] not in ":}":
+            return None
+        name = m.group(0)
+        if self.upper_only and not _UPPER_NAME.match(name):
+            return None
+        value = self.env.get(name) if evaluate else ""
+        if text[m.end()] == "}":
+            end, default = m.end() + 1, None
+        else:
+            default, end = self._expand(m.end() + 1, closing=start, evaluate=evaluate and value is None)
         if value is not None:
-            return value
+            return value, end
         if default is not None:
-            return default
-        raise source.error(
+            return default, end
+        raise self.source.error(
             f"environment variable '{name}' is not set and has no default (write ${{{name}:default}})",
-            offset_of(match.start()),
+            self.offset_of(start),
         )
-
-    return _ENV_REF.sub(replace, text)

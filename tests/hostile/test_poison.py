@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from logpipe.config import load_config_string
+from logpipe.errors import ConfigError, Pos
 from logpipe.event import Event
 from tests.paths import REPO
 
@@ -72,3 +74,28 @@ def test_finite_run_that_delivered_everything_exits_zero(tmp_path: Path) -> None
                           capture_output=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(out.read_text().splitlines()) == 5
+
+
+def logstash_value(text: str) -> object:
+    node = load_config_string(f'output {{ es {{ v => "{text}" }} }}', "t.conf").outputs[0]
+    return node.settings["v"].value
+
+
+def test_nested_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`${B:${A}}` rendered the literal `${A}}`; now a default may hold references."""
+    monkeypatch.setenv("LP_A", "from-a")
+    monkeypatch.delenv("LP_B", raising=False)
+    monkeypatch.delenv("LP_C", raising=False)
+    assert logstash_value("${LP_B:${LP_A}}") == "from-a"
+    assert logstash_value("${LP_B:${LP_C:deep}}/x") == "deep/x"
+    monkeypatch.setenv("LP_B", "b")
+    assert logstash_value("${LP_B:${LP_C}}") == "b"  # the unused default's unset name is no error
+
+
+def test_unterminated_env_default_is_refused_at_its_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LP_B", raising=False)
+    monkeypatch.setenv("LP_A", "a")
+    with pytest.raises(ConfigError) as err:
+        load_config_string('output {\n  es { v => "x${LP_B:${LP_A}" }\n}', "t.conf")
+    assert err.value.pos == Pos("t.conf", 2, 14)
+    assert "closing" in err.value.message
