@@ -97,5 +97,5 @@ def test_unterminated_env_default_is_refused_at_its_position(monkeypatch: pytest
     monkeypatch.setenv("LP_A", "a")
     with pytest.raises(ConfigError) as err:
         load_config_string('output {\n  es { v => "x${LP_B:${LP_A}" }\n}', "t.conf")
-    assert err.value.pos == Pos("t.conf", 2, 14)
+    assert err.value.pos == Pos("t.conf", 2, 15)  # the `${` of LP_B
     assert "closing" in err.value.message
