@@ -5,15 +5,19 @@ between fields is the delimiter that ends the field before it; the last field ta
 of the line. Field forms:
 
 - `%{name}` / `%{[a][b]}`: store the value; `%{}` and `%{?name}` skip it;
-- `%{+name}` appends to `name`, joined by `append_separator` (a space by default);
+- `%{+name}` appends to `name` (joined by the delimiter before it, or `append_separator`);
   `%{+name/2}` orders the appended parts;
-- `%{*key}` or `%{?key}` captures a key name and `%{&key}` stores its value under that name;
+- `%{*key}`, `%{?key}` or `%{key}` captures a key name and `%{&key}` stores its value under it;
 - `%{name->}` skips repeated delimiters after the field (right padding).
 
 Each mapping is compiled once into a list of (delimiter, field) steps run with `str.find`.
-`convert_datatype => { "field" => "int" | "float" }` converts afterwards. A line that does not
-fit (a delimiter is missing) or a missing source field tags `_dissectfailure`, counts, and sets
-nothing from that mapping.
+`convert_datatype => { "field" => "int" | "float" }` converts afterwards; a value that does not
+convert keeps the dissection and is tagged `_dataconversionuncoercible_<field>_<type>` (an
+absent one `_dataconversionnullvalue_<field>_<type>`). A line that does not fit (a delimiter is
+missing) tags `_dissectfailure`, counts, and sets nothing from that mapping; a missing source
+field is skipped. `%{+name}` parts join with the delimiter that preceded them unless
+`append_separator` is set; `%{&key}` takes its name from a `%{key}`, `%{?key}` or `%{*key}`.
+Checked against Logstash's spec and compatibility suite (tests/plugins/filters/test_dissect_spec.py).
 """
 
 from __future__ import annotations
@@ -39,14 +43,18 @@ class Field:
     ordinal: int
     padding: bool
     delimiter: str  # the text that ends this field ("" = the rest of the line)
+    before: str = ""  # the text before it: what an append joins with when no append_separator is set
 
 
-def parse_field(spec: str, delimiter: str) -> Field:
+def parse_field(spec: str, delimiter: str, before: str = "") -> Field:
     text = spec.strip()
     padding = text.endswith("->")
     if padding:
         text = text[:-2]
     kind = "normal"
+    if text[:2] in ("+&", "&+"):
+        raise ConfigError(f"dissect field %{{{spec}}}: a field cannot have both the append (+) and the "
+                          "indirect (&) prefix", setting="mapping")
     if text[:1] in ("+", "?", "*", "&"):
         kind = {"+": "append", "?": "skip", "*": "key", "&": "ref"}[text[0]]
         text = text[1:]
@@ -58,13 +66,13 @@ def parse_field(spec: str, delimiter: str) -> Field:
         if kind not in ("normal", "skip"):
             raise ConfigError(f"dissect field %{{{spec}}} needs a name", setting="mapping")
         kind = "skip"
-    return Field(kind, text, ordinal, padding, delimiter)
+    return Field(kind, text, ordinal, padding, delimiter, before)
 
 
 class Dissection:
     """One compiled mapping: `apply(text)` returns {field: value} or None when the text does not fit."""
 
-    def __init__(self, template: str, append_separator: str = " ") -> None:
+    def __init__(self, template: str, append_separator: str | None = None) -> None:
         self.append_separator = append_separator
         matches = list(_FIELD.finditer(template))
         if not matches:
@@ -78,14 +86,16 @@ class Dissection:
                 raise ConfigError(f"dissect mapping {template!r}: fields %{{{m.group(1)}}} and "
                                   f"%{{{matches[i + 1].group(1)}}} have no delimiter between them",
                                   setting="mapping")
-            fields.append(parse_field(m.group(1), delimiter))
+            # What an append joins with: the delimiter before the field, or after it for the first one.
+            before = (self.prefix if i == 0 else fields[-1].delimiter) or delimiter
+            fields.append(parse_field(m.group(1), delimiter, before))
         self.fields = fields
         self.steps = [(f.delimiter, f.padding) for f in fields]
-        names = {f.name for f in fields if f.kind in ("key", "skip")}
+        names = {f.name for f in fields if f.kind in ("key", "skip", "normal")}
         for f in fields:
             if f.kind == "ref" and f.name not in names:
                 raise ConfigError(f"dissect mapping {template!r}: %{{&{f.name}}} has no matching "
-                                  f"%{{?{f.name}}} or %{{*{f.name}}}", setting="mapping")
+                                  f"%{{{f.name}}}, %{{?{f.name}}} or %{{*{f.name}}}", setting="mapping")
             if f.kind in ("normal", "append"):
                 parse_ref(f.name)
         self.simple = all(f.kind in ("normal", "skip") and not f.ordinal for f in fields)
@@ -126,18 +136,21 @@ class Dissection:
             return {f.name: v for f, v in zip(self.fields, values, strict=True) if f.kind == "normal"}
         out: dict[str, Any] = {}
         keys: dict[str, str] = {}
-        appends: dict[str, list[tuple[int, int, str]]] = {}
+        appends: dict[str, list[tuple[int, int, str, str]]] = {}
         for position, (f, v) in enumerate(zip(self.fields, values, strict=True)):
             if f.kind == "normal" or f.kind == "append":
-                appends.setdefault(f.name, []).append((f.ordinal, position, v))
-            elif f.kind in ("key", "skip") and f.name:
+                appends.setdefault(f.name, []).append((f.ordinal, position, f.before, v))
+            if f.kind in ("key", "skip", "normal") and f.name:
                 keys[f.name] = v
+        for name, parts in appends.items():
+            parts.sort()
+            if self.append_separator is not None:
+                out[name] = self.append_separator.join(part[3] for part in parts)
+            else:  # Logstash: each appended part joins with the delimiter that preceded it
+                out[name] = parts[0][3] + "".join(sep + value for _, _, sep, value in parts[1:])
         for f, v in zip(self.fields, values, strict=True):
             if f.kind == "ref":
                 out[keys[f.name]] = v
-        for name, parts in appends.items():
-            parts.sort()
-            out[name] = self.append_separator.join(part for _, _, part in parts)
         return out
 
 
@@ -151,7 +164,8 @@ class DissectFilter(Filter):
     settings: ClassVar[list[Setting]] = [
         Setting("mapping", "hash", default={}, doc="source field => dissect pattern"),
         Setting("convert_datatype", "hash", default={}, doc="field => int | float"),
-        Setting("append_separator", "string", default=" ", doc="joins the parts of %{+field} appends"),
+        Setting("append_separator", "string",
+                doc="joins the parts of %{+field} appends (default: the delimiter before each part)"),
         Setting("tag_on_failure", "array", default=["_dissectfailure"], doc="tags added when a line does not fit"),
     ]
 
@@ -166,13 +180,15 @@ class DissectFilter(Filter):
             self._mappings.append(
                 (compile_getter(str(source)), Dissection(template, self.params["append_separator"]))
             )
-        self._conversions: list[tuple[Callable[[Event], Any], Callable[[Event, Any], None], Callable[[Any], Any]]] = []
+        self._conversions: list[tuple[str, str, Callable[[Event], Any], Callable[[Event, Any], None],
+                                      Callable[[Any], Any]]] = []
         for field, kind in self.params["convert_datatype"].items():
             conv = _CONVERT.get(str(kind).strip().lower())
             if conv is None:
                 raise ConfigError(f"convert_datatype: unknown type {kind!r} for {field!r}; allowed: int, float",
                                   setting="convert_datatype")
-            self._conversions.append((compile_getter(str(field)), compile_setter(str(field)), conv))
+            name = str(kind).strip().lower()
+            self._conversions.append((str(field), name, compile_getter(str(field)), compile_setter(str(field)), conv))
 
     def _failed(self, ev: Event) -> None:
         self.failures += 1
@@ -186,8 +202,7 @@ class DissectFilter(Filter):
             for get, dissection in self._mappings:
                 text = get(ev)
                 if text is MISSING or text is None:
-                    ok = False
-                    continue
+                    continue  # Logstash: a missing source is skipped (logged), not a failure
                 found = dissection.apply(text if text.__class__ is str else str(text))
                 if found is None:
                     ok = False
@@ -200,21 +215,23 @@ class DissectFilter(Filter):
                     else:
                         set_field(ev, runtime_ref(name), value)
             if ok and self._conversions:
-                ok = self._convert(ev)
+                self._convert(ev)
             if not ok:
                 self._failed(ev)
             elif decorate is not None:
                 decorate(ev)
         return events
 
-    def _convert(self, ev: Event) -> bool:
-        ok = True
-        for get, put, conv in self._conversions:
+    def _convert(self, ev: Event) -> None:
+        """Logstash's conversion failures keep the dissection and tag the field and type:
+        `_dataconversionnullvalue_<field>_<type>` when the field is absent or null,
+        `_dataconversionuncoercible_<field>_<type>` when its value does not convert."""
+        for field, kind, get, put, conv in self._conversions:
             value = get(ev)
             if value is MISSING or value is None:
+                add_tag(ev, f"_dataconversionnullvalue_{field}_{kind}")
                 continue
             try:
-                put(ev, conv(value))
+                put(ev, conv(value.strip() if isinstance(value, str) else value))
             except (ValueError, TypeError):
-                ok = False
-        return ok
+                add_tag(ev, f"_dataconversionuncoercible_{field}_{kind}")

@@ -30,7 +30,7 @@ def test_fields_append_and_skip() -> None:
 
 def test_append_order_and_joiner() -> None:
     ev, _ = run({"m": "b-a c"}, mapping={"m": "%{+x/2}-%{+x/1} %{y}"})
-    assert ev.record["x"] == "a b" and ev.record["y"] == "c"
+    assert ev.record["x"] == "a-b" and ev.record["y"] == "c"  # joined by the delimiter around the parts
     sep, _ = run({"m": "10:05 PM"}, mapping={"m": "%{t} %{+t}"}, append_separator="_")
     assert sep.record["t"] == "10:05_PM"
 
@@ -61,11 +61,12 @@ def test_no_match_tags_and_sets_nothing() -> None:
     assert prefix.record["tags"] == ["_dissectfailure"]
 
 
-def test_missing_source_and_bad_conversion_fail() -> None:
+def test_missing_source_is_skipped_and_bad_conversion_tags_the_field() -> None:
     ev, f = run({"other": 1}, mapping={"m": "%{a} %{b}"}, tag_on_failure=["nope"])
-    assert ev.record["tags"] == ["nope"]
+    assert "tags" not in ev.record and f.failures == 0  # Logstash skips a missing source
     conv, g = run({"m": "x y"}, mapping={"m": "%{a} %{b}"}, convert_datatype={"a": "int"})
-    assert conv.record["a"] == "x" and conv.record["tags"] == ["_dissectfailure"] and g.failures == 1
+    assert conv.record["a"] == "x" and conv.record["b"] == "y" and g.failures == 0
+    assert conv.record["tags"] == ["_dataconversionuncoercible_a_int"]
 
 
 def test_batch() -> None:
