@@ -27,7 +27,18 @@ flush_interval => 5 max_lines => 500 max_bytes => "10MB" }` (Logstash codec
 semantics, grok references allowed in the pattern, flush_interval also as
 `auto_flush_interval`), or the flat
 `multiline_pattern`/`multiline_negate`/`multiline_what`/`multiline_flush_interval`,
-or a Fluentd `<parse> @type multiline format_firstline … format1 …`.
+or a Fluentd `<parse> @type multiline format_firstline … format1 …`. Stack-trace
+presets (Fluent Bit's built-in multiline parsers java, python, go, ruby):
+`multiline => { preset => "java" }` or `multiline_preset java` (both inputs), or
+`multiline_preset java` inside a Fluentd `<parse> @type cri|docker`.
+
+Container logs (`format => "cri" | "docker" | "auto"`; Fluentd `<parse> @type cri`
+(fluent-plugin-parser-cri's name), `@type docker`, `@type json` on a path under a
+`containers/` directory (docker json-file, as fluentd-kubernetes-daemonset reads
+it), or `@type multi_format` with a json and a CRI pattern, the daemonset's pair):
+partial lines joined per stream (container.py), the runtime's time as the event
+time, `stream` a field, the text in `log` (tail) or `message` (file), at most
+`max_line_size` per joined line; multiline then runs per stream.
 """
 
 from __future__ import annotations
@@ -42,7 +53,9 @@ from collections.abc import Callable
 from typing import Any
 
 from logpipe.errors import ConfigError
+from logpipe.helpers.container_log import ContainerFormat
 from logpipe.helpers.multiline import MultilineSpec
+from logpipe.helpers.multiline_presets import PRESETS, PresetSpec
 from logpipe.helpers.parser import Parser, TimeExtractor, make_parser, make_time_extractor, parse_none
 from logpipe.helpers.parsers import ParseError, build_parser, flat_parse_section
 from logpipe.helpers.parsers.base import ruby_regex
@@ -82,7 +95,10 @@ _SHARED_SETTINGS = [
     Setting("multiline_what", "string", "previous", choices=("previous", "next"), doc="flat form of multiline.what"),
     Setting("multiline_flush_interval", "duration", 5.0,
             doc="emit a pending multiline event after this long without a new line"),
-    Setting("format", "any", "none", doc="none (message), json, /regexp/ with named groups, or a named format"),
+    Setting("multiline_preset", "string", choices=PRESETS,
+            doc="join stack traces with a built-in rule set (Fluent Bit's java, python, go, ruby)"),
+    Setting("format", "any", "none", doc="none (message), json, /regexp/ with named groups, a named format, "
+                                         "or container logs: cri, docker, auto"),
     Setting("parse", "hash", doc="Fluentd <parse> section (@type none|json|regexp|multiline|<format>)"),
     Setting("batch_size", "int", 2048, doc="maximum events per emitted batch"),
     Setting("save_interval", "duration", 1.0, doc="how often acknowledged positions are written"),
@@ -93,6 +109,8 @@ _SHARED_SETTINGS = [
 class TailInput(Input):
     """Fluentd's in_tail."""
 
+    #: Where decoded container lines put their text (Fluentd's parsers write `log`).
+    _message_key = "log"
     name = "tail"
     doc = "follow files across rotations, at-least-once (Fluentd in_tail)"
     settings = _SHARED_SETTINGS + [
@@ -115,7 +133,11 @@ class TailInput(Input):
         self._tailer: Tailer | None = None
         self._fluent: FluentLines | None = None
         self._parser: Parser
-        if self.name == "tail":
+        self._container = _container_format(self, self._message_key)
+        if self._container is not None:
+            self._parser, self._timer = parse_none, None
+            self._multiline = _container_multiline(self)
+        elif self.name == "tail":
             self._fluent, self._multiline = _fluent_parsing(self)
             self._parser, self._timer = parse_none, None
         else:
@@ -165,6 +187,7 @@ class TailInput(Input):
             decorate=self.decorator(),
             batch_size=p.get("read_lines_limit") or p["batch_size"],
             save_interval=save_interval,
+            container=self._container,
         )
 
     def decorator(self) -> Decorate | None:
@@ -191,6 +214,7 @@ class TailInput(Input):
 class FileInput(TailInput):
     """Logstash's file input (tail mode) on the same engine."""
 
+    _message_key = "message"
     name = "file"
     doc = "follow files across rotations, at-least-once (Logstash file input, tail mode)"
     settings = _SHARED_SETTINGS + [
@@ -244,7 +268,7 @@ class FileInput(TailInput):
         return add_ecs
 
 
-def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtractor | None]:
+def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | PresetSpec | None, TimeExtractor | None]:
     """The record parser, the multiline joiner and the event-time extractor, from
     `parse` (Fluentd section), `codec` (Logstash) or `format`, plus the multiline settings."""
     p = plugin.params
@@ -268,7 +292,7 @@ def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | None, TimeExtra
 FluentLines = Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]]
 
 
-def _fluent_parsing(plugin: TailInput) -> tuple[FluentLines, MultilineSpec | None]:
+def _fluent_parsing(plugin: TailInput) -> tuple[FluentLines, MultilineSpec | PresetSpec | None]:
     """Fluentd's in_tail: a `<parse>` section (or v0.12 `format`) and, for `@type multiline`, the
     `format_firstline` joiner. Refused lines are counted and warned about (at most once a
     second, with the line), then dropped as Fluentd does, or emitted as `unmatched_line`."""
@@ -322,11 +346,89 @@ def _fluent_parsing(plugin: TailInput) -> tuple[FluentLines, MultilineSpec | Non
     return parse_lines, multiline
 
 
-def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
+_CONTAINER_FORMATS = ("cri", "docker", "auto")
+
+
+def _container_format(plugin: TailInput, message_key: str) -> ContainerFormat | None:
+    """Container decoding, if the settings ask for it (see the module doc for the spellings)."""
+    p = plugin.params
+    section = p.get("parse")
+    mode: str | None = None
+    if isinstance(section, dict) and plugin.name == "tail":
+        kind = str(section.get("@type", section.get("type", "none")))
+        if kind in ("cri", "docker"):
+            mode = kind
+        elif kind == "json" and any("/containers/" in str(x) for x in p["path"]):
+            mode = "json"
+        elif kind == "multi_format":
+            mode = _multi_format_mode(section)
+    elif str(p["format"]).strip() in _CONTAINER_FORMATS:
+        mode = str(p["format"]).strip()
+    if mode is None:
+        return None
+    return ContainerFormat(mode=mode, message_key=message_key, max_size=p["max_line_size"],
+                           flush_interval=p["multiline_flush_interval"])
+
+
+def _multi_format_mode(section: dict[str, Any]) -> str | None:
+    """fluentd-kubernetes-daemonset's pair (a json pattern and a CRI regexp or `format cri`)
+    reads container logs; any other multi_format is left to the Fluentd parsers."""
+    patterns = section.get("pattern")
+    if isinstance(patterns, dict):
+        patterns = [patterns]
+    kinds: set[str] = set()
+    for pattern in patterns or []:
+        fmt = str(pattern.get("format", pattern.get("@type", "")))
+        if fmt in ("json", "cri", "docker"):
+            kinds.add("json" if fmt == "docker" else fmt)
+        elif fmt.startswith("/") and "stdout|stderr" in fmt:
+            kinds.add("cri")
+        else:
+            return None
+    return "auto" if kinds == {"json", "cri"} else None
+
+
+def _container_multiline(plugin: TailInput) -> MultilineSpec | PresetSpec | None:
+    """In container mode, joining comes from `multiline`/`multiline_preset` or the
+    `<parse>` section's `multiline_preset` (per stream, after decoding)."""
+    p = plugin.params
+    multiline = _multiline_spec(p)
+    section = p.get("parse")
+    preset = section.get("multiline_preset") if isinstance(section, dict) else None
+    if preset is None:
+        return multiline
+    if multiline is not None:
+        raise ConfigError("use either 'multiline' or <parse> multiline_preset, not both", setting="parse")
+    return _preset(str(preset), p["multiline_flush_interval"], "parse")
+
+
+def _preset(name: str, flush: float | None, setting: str) -> PresetSpec:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown multiline preset {name!r}; allowed: {', '.join(PRESETS)}", setting=setting)
+    return PresetSpec(preset=name, flush_interval=flush)
+
+
+def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | PresetSpec | None:
     nested = p.get("multiline")
     flat = p.get("multiline_pattern")
-    if nested and flat:
-        raise ConfigError("use either 'multiline' or 'multiline_pattern', not both", setting="multiline")
+    flat_preset = p.get("multiline_preset")
+    if sum(1 for x in (nested, flat, flat_preset) if x) > 1:
+        raise ConfigError("use one of 'multiline', 'multiline_pattern', 'multiline_preset'", setting="multiline")
+    if flat_preset:
+        return _preset(flat_preset, p["multiline_flush_interval"], "multiline_preset")
+    if nested and "preset" in nested:
+        extra = set(nested) - {"preset", "flush_interval", "auto_flush_interval", "max_lines", "max_bytes"}
+        if extra:
+            raise ConfigError(f"multiline preset takes flush_interval, max_lines, max_bytes; not "
+                              f"{', '.join(sorted(extra))}", setting="multiline")
+        flush = nested.get("flush_interval", nested.get("auto_flush_interval", p["multiline_flush_interval"]))
+        spec = _preset(str(nested["preset"]), None, "multiline")
+        return PresetSpec(
+            preset=spec.preset,
+            flush_interval=coerce_value(Setting("multiline", "duration"), flush) if flush is not None else None,
+            max_lines=coerce_value(Setting("multiline", "int"), nested.get("max_lines", 1000)),
+            max_bytes=coerce_value(Setting("multiline", "bytes"), nested.get("max_bytes", "10MB")),
+        )
     if not nested and not flat:
         return None
     if flat:
@@ -337,7 +439,7 @@ def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | None:
                            "max_lines", "max_bytes"}
     if unknown:
         raise ConfigError(f"unknown multiline option(s) {', '.join(sorted(unknown))}; allowed: pattern, negate, "
-                          "what, flush_interval, max_lines, max_bytes", setting="multiline")
+                          "what, flush_interval, max_lines, max_bytes (or preset)", setting="multiline")
     if "pattern" not in conf:
         raise ConfigError("multiline needs a 'pattern'", setting="multiline")
     pattern = _multiline_regex(str(getattr(conf["pattern"], "source", conf["pattern"])))

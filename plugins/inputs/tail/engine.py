@@ -26,10 +26,13 @@ from itertools import accumulate
 from typing import Any
 
 from logpipe.event import Event
-from logpipe.helpers.multiline import Joined, Multiline
+from logpipe.helpers.container_log import Decoded
+from logpipe.helpers.multiline import Joined
+from logpipe.helpers.multiline_presets import make_joiner
 from logpipe.metrics import counter
 from logpipe.plugin import InputContext
 from logpipe_plugins.inputs.tail.acks import AckWindow
+from logpipe_plugins.inputs.tail.container import ContainerStage
 from logpipe_plugins.inputs.tail.file import FINGERPRINT_BYTES, TailedFile, TailOptions, fingerprint
 from logpipe_plugins.inputs.tail.lines import LineSplitter
 from logpipe_plugins.inputs.tail.paths import PathMatcher, tag_for
@@ -64,6 +67,8 @@ class Tailer:
         self.m_replaced = counter("logpipe_tail_decode_replacements_total",
                                   "characters replaced because of invalid bytes", **labels)
         self.m_rotations = counter("logpipe_tail_rotations_total", "rotations and truncations seen", **labels)
+        self.m_container_failures = counter("logpipe_tail_container_parse_failures_total",
+                                            "lines that are not valid CRI / docker json-file", **labels)
 
     # ---- main loop ---------------------------------------------------------------
 
@@ -167,7 +172,9 @@ class Tailer:
             old.fd, old.path, old.rotated_at, old.at_eof = fd, path, None, False
             old.read_pos = old.scan_pos = old.consumed
             old.splitter = LineSplitter(self.opts.max_line_size)
-            old.multiline = Multiline(self.opts.multiline) if self.opts.multiline else None
+            old.multiline = make_joiner(self.opts.multiline) if self.opts.multiline and not self.opts.container \
+                else None
+            old.container = self.new_container()
             os.lseek(fd, old.consumed, os.SEEK_SET)
             self.files[key] = old
             return old
@@ -181,10 +188,16 @@ class Tailer:
         else:
             offset = self.start_offset(fd, st, key, path, from_head)
         f = TailedFile(path, key, fd, tag_for(self.opts.tag, path), offset, fp, self.opts, self.mark_dirty)
+        f.container = self.new_container()
         self.files[key] = f
         self.mark_dirty()
         log.info("tailing %s from offset %d", path, offset)
         return f
+
+    def new_container(self) -> ContainerStage | None:
+        if self.opts.container is None:
+            return None
+        return ContainerStage(self.opts.container, self.opts.multiline, self.m_container_failures.inc)
 
     def copy_source(self, fd: int, fp: tuple[str, int]) -> TailedFile | None:
         """The live file `fd` is a byte copy of, judged by the same first bytes and the
@@ -303,6 +316,7 @@ class Tailer:
         f.frozen_until = 0.0
         f.last_line = None
         f.acks = AckWindow(0, self.mark_dirty)
+        f.container = self.new_container()
         f.read_pos = f.scan_pos = f.consumed = 0
         assert f.fd is not None
         os.lseek(f.fd, 0, os.SEEK_SET)
@@ -332,7 +346,13 @@ class Tailer:
                 tags = [None] * len(texts)
                 for i in cut:
                     tags[i] = ["_linetruncated"]
-            if f.multiline is not None:
+            if f.container is not None:
+                ends = list(accumulate(raw_lens, initial=start))[1:len(texts) + 1]
+                decoded = f.container.feed(texts, start, ends, tags)
+                hold = f.container.hold
+                f.consumed = f.scan_pos if hold is None else hold
+                await self.emit_decoded(f, decoded)
+            elif f.multiline is not None:
                 base = f.consumed
                 joined, raws = f.multiline.feed(texts, raw_lens)
                 f.ml_fed = time.monotonic()
@@ -452,7 +472,40 @@ class Tailer:
         ends = list(accumulate(raws, initial=base))[1:]
         await self.emit(f, [t for t, _ in joined], [tags for _, tags in joined], ends)
 
+    async def emit_decoded(self, f: TailedFile, decoded: Decoded) -> None:
+        """Container lines carry their runtime time; the acknowledgement ends at
+        `f.consumed`, before any line still held, while each event's `_origin` is the end
+        of its own last byte."""
+        if not decoded.records:
+            f.acks.advance(f.consumed)
+            return
+        records = decoded.records
+        if self.opts.decorate is not None:
+            self.opts.decorate(records, f.path)
+        tag, ino, fp = f.tag, f.key[1], f.fp
+        events = [Event(tag, t, r, {"_origin": (ino, fp, e)})
+                  for r, t, e in zip(records, decoded.times, decoded.ends)]
+        await self.ctx.emit(events, f.acks.push(f.consumed))
+
+    async def flush_container(self, f: TailedFile, older_than: float | None) -> None:
+        assert f.container is not None
+        decoded = f.container.flush(older_than)
+        if decoded.records:
+            hold = f.container.hold
+            f.consumed = f.scan_pos if hold is None else hold
+            await self.emit_decoded(f, decoded)
+
     async def flush_multiline(self, now: float) -> None:
+        if self.opts.container is not None:
+            interval = self.opts.container.flush_interval
+            if self.opts.multiline is not None and self.opts.multiline.flush_interval is not None:
+                interval = self.opts.multiline.flush_interval if interval is None \
+                    else min(interval, self.opts.multiline.flush_interval)
+            if interval is not None:
+                for f in list(self.files.values()):
+                    if f.container is not None and now - f.last_data >= interval:
+                        await self.flush_container(f, interval)
+            return
         spec = self.opts.multiline
         if spec is None or spec.flush_interval is None:
             return
@@ -472,6 +525,8 @@ class Tailer:
             if rest or dropped:
                 # `process` counts a newline after every line; none follows this one.
                 await self.process(f, [rest], dropped - 1, overlong)
+        if f.container is not None:
+            await self.flush_container(f, None)
         if f.multiline is not None and f.multiline.pending:
             base = f.consumed
             joined, raws = f.multiline.flush()

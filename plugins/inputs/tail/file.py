@@ -15,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logpipe.helpers.multiline import Multiline, MultilineSpec
+from logpipe.helpers.container_log import ContainerFormat
+from logpipe.helpers.multiline import MultilineSpec
+from logpipe.helpers.multiline_presets import PresetSpec, make_joiner
 from logpipe.helpers.parser import Parser, TimeExtractor
 from logpipe_plugins.inputs.tail.acks import AckWindow
+from logpipe_plugins.inputs.tail.container import ContainerStage
 from logpipe_plugins.inputs.tail.lines import LineSplitter
 from logpipe_plugins.inputs.tail.positions import Key, Position
 
@@ -42,7 +45,7 @@ class TailOptions:
     max_line_size: int
     skip_long_lines: bool
     encoding: str
-    multiline: MultilineSpec | None
+    multiline: MultilineSpec | PresetSpec | None
     parser: Parser
     decorate: Decorate | None
     batch_size: int
@@ -50,6 +53,8 @@ class TailOptions:
     timer: TimeExtractor | None = None
     #: Fluentd parsing (lines → records with None for dropped lines, and their times); replaces parser/timer.
     fluent_parser: Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]] | None = None
+    #: Container runtime logs (CRI / docker json-file): decoded before multiline, which then runs per stream.
+    container: ContainerFormat | None = None
 
 
 def fingerprint(fd: int, length: int) -> tuple[str, int]:
@@ -71,7 +76,8 @@ class TailedFile:
         self.read_pos = self.scan_pos = self.consumed = offset
         self.fp, self.fp_len = fp
         self.splitter = LineSplitter(opts.max_line_size)
-        self.multiline = Multiline(opts.multiline) if opts.multiline else None
+        self.multiline = make_joiner(opts.multiline) if opts.multiline and not opts.container else None
+        self.container: ContainerStage | None = None
         self.ml_fed = 0.0
         self.acks = AckWindow(offset, on_change)
         self.rotated_at: float | None = None
