@@ -197,7 +197,7 @@ def test_spellings_in_both_front_ends() -> None:
         'input { file { path => "/x/*.log" format => "auto" multiline => { preset => "go" } } }': "auto",
         "<source>\n @type tail\n path /var/log/containers/*.log\n <parse>\n  @type cri\n"
         "  multiline_preset java\n </parse>\n</source>\n": "cri",
-        "<source>\n @type tail\n path /x/*.log\n <parse>\n  @type json\n"
+        "<source>\n @type tail\n path /var/log/containers/*.log\n <parse>\n  @type json\n"
         "  time_format %Y-%m-%dT%H:%M:%S.%NZ\n </parse>\n</source>\n": "json",
         "<source>\n @type tail\n path /x/*.log\n <parse>\n  @type multi_format\n"
         "  <pattern>\n   format json\n   time_key time\n  </pattern>\n"
@@ -209,10 +209,13 @@ def test_spellings_in_both_front_ends() -> None:
         assert plugin._container is not None and plugin._container.mode == mode, text
 
 
-def test_unsupported_multi_format_and_preset_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="multi_format pattern"):
-        build_input("<source>\n @type tail\n path /x\n <parse>\n  @type multi_format\n"
-                    "  <pattern>\n   format apache2\n  </pattern>\n </parse>\n</source>\n")
+def test_other_parsers_stay_plain_and_unknown_presets_are_config_errors() -> None:
+    other = build_input("<source>\n @type tail\n path /x\n <parse>\n  @type multi_format\n"
+                        "  <pattern>\n   format apache2\n  </pattern>\n </parse>\n</source>\n")
+    assert other._container is None
+    plain_json = build_input("<source>\n @type tail\n path /srv/app/*.log\n <parse>\n  @type json\n"
+                             " </parse>\n</source>\n")
+    assert plain_json._container is None
     with pytest.raises(ConfigError) as info:
         build_input('input { file { path => "/x" multiline => { preset => "cobol" } } }')
     assert "cobol" in str(info.value) and info.value.pos is not None
