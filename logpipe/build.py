@@ -308,14 +308,19 @@ def _output_route(node: Any, built: Built) -> Route:
     index = len(built.outputs)
     built.outputs.append(plugin)
     patterns = plugin.tag_patterns()
+    inject = plugin.injector
     if patterns:
         tag_ok = compile_tag_patterns(patterns)
 
         def route_match(events: list[Event]) -> list[tuple[int, list[Event]]]:
             part = [ev for ev in events if tag_ok(ev.tag)]
+            if inject is not None:
+                part = [inject(ev) for ev in part]
             return [(index, part)] if part else []
 
         return route_match
+    if inject is not None:
+        return lambda events: [(index, [inject(ev) for ev in events])]
     return lambda events: [(index, events)]
 
 

@@ -19,6 +19,7 @@ from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers.inject import compile_injector
 from logpipe.settings import Section, SectionValue, Setting, coerce_settings, written_names
 
 __all__ = [
@@ -47,6 +48,11 @@ class Helper:
         return list(cls.settings)
 
 
+#: Fluentd's log levels (`@log_level`, `<system> log_level`) → logging's.
+_LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+               "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
+
+
 class Plugin:
     """Base of every plugin. Subclasses set `kind`, `name`, `settings`, and take their
     validated settings as attributes (`self.path`, `self.tag` …)."""
@@ -59,6 +65,8 @@ class Plugin:
     helpers: ClassVar[list[type[Helper]]] = []
     common_settings: ClassVar[list[Setting]] = [
         Setting("id", "string", doc="a unique name for this plugin instance (logs, metrics)"),
+        Setting("@log_level", "string", choices=tuple(_LOG_LEVELS),
+                doc="Fluentd @log_level: this plugin's own log level"),
     ]
 
     def __init__(self, **settings: Any) -> None:
@@ -81,6 +89,10 @@ class Plugin:
             if not callable(getattr(cls, attr, None)) and not isinstance(getattr(cls, attr, None), property):
                 setattr(self, attr, value)
         self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
+        level = values.get("@log_level")
+        if level is not None:  # a logger of its own, so other instances of the plugin keep theirs
+            self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}.{values.get('id') or id(self)}")
+            self.log.setLevel(_LOG_LEVELS[level])
         #: Called with each batch a filter hands on (`logpipe test`, taps); empty when nobody looks.
         self.observers: list[Callable[[list[Event]], None]] = []
         self.id: str = values.get("id") or f"{self.name}"
@@ -259,6 +271,8 @@ class Output(Plugin):
         TAG_MATCH,
         TAG_MATCH_ALIAS,
         Setting("codec", "codec", doc="how events become bytes"),
+        Setting("inject", "hash", doc="Fluentd <inject>: time_key, time_type, time_format, localtime, tag_key, "
+                "hostname_key written into each record before it is written"),
     ] + BUFFER_SETTINGS
     #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).
     buffer_defaults: ClassVar[dict[str, Any]] = {}
@@ -268,6 +282,7 @@ class Output(Plugin):
         # The buffer engine resolves these again when it starts; checking them here as well is what
         # lets `logpipe check` and the loader report a bad <buffer> value at file:line:col.
         resolve_buffer_config(self.params, type(self).buffer_defaults)
+        self.injector = compile_injector(self.params["inject"]) if self.params.get("inject") else None
 
     async def write(self, events: list[Event]) -> WriteResult | None:
         raise NotImplementedError

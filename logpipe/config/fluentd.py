@@ -21,7 +21,7 @@ Reading (Fluentd v1 syntax):
 
 Mapping (see the module functions for the details):
 - `<source>` → an input; `@type` (or the old `type`) names the plugin, `@id` becomes `id`,
-  `@label` stays `@label`, `@log_level` is dropped.
+  `@label` stays `@label`, `@log_level` sets the plugin's log level.
 - `<filter P>` → `if tag matches P { filter }`. `<match P>`s → one `if / else if` chain
   in the output section, so the first match wins; `@type copy` with `<store>`s → one
   output per store in that branch.
@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from logpipe.config.fluentd_compat import upgrade_v012
 from logpipe.config.model import (
     BareWord,
     BoolOp,
@@ -581,14 +582,17 @@ def _plugin_name(element: Element) -> str:
 
 def plugin_node(element: Element, kind: str) -> PluginNode:
     """A plugin block from a directive: `@type`/`type` names it, `@id` → `id`,
-    `@log_level` is dropped, subsections become dict (or list-of-dict) settings.
+    `@log_level` sets the plugin's logger level, v0.12 flat parameters move into the
+    sections Fluentd 1.x converts them to (fluentd_compat), subsections become dict (or
+    list-of-dict) settings.
     The node's position is where the plugin is named (the `@type` value), like the
     plugin name of a Logstash block, so "unknown plugin" points at the name."""
     name = _plugin_name(element)
+    upgrade_v012(element, kind, name)
     type_key = "@type" if "@type" in element.params else "type"
     node = PluginNode(kind, name, {}, element.params[type_key].value_pos)
     for key, param in element.params.items():
-        if key in (type_key, "@log_level"):
+        if key == type_key:
             continue
         target = "id" if key == "@id" else key
         node.settings[target] = Value(param.value, param.value_pos)

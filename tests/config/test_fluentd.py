@@ -77,8 +77,8 @@ def test_seed_tail_source():
     config = parse(SEED_TAIL)
     (node,) = config.inputs
     assert (node.kind, node.name) == ("input", "tail")
-    assert plain_settings(node) == {"path": "/var/log/httpd.log", "format": "apache2", "tag": "web.access"}
-    assert node.settings["format"].value == BareWord("apache2")
+    # v0.12's flat `format` is the <parse> section Fluentd 1.x converts it to.
+    assert plain_settings(node) == {"path": "/var/log/httpd.log", "parse": {"@type": "apache2"}, "tag": "web.access"}
     assert node.pos == Pos("f.conf", 2, 8)  # where the plugin is named
     assert node.setting_pos["path"] == Pos("f.conf", 3, 3)
     assert node.settings["path"].pos == Pos("f.conf", 3, 8)
@@ -98,14 +98,14 @@ def test_seeds_in_their_one_line_form():
     tail, forward = config.inputs
     assert tail.name == "tail" and plain_settings(tail)["tag"] == "web.access"
     assert forward.name == "forward" and plain_settings(forward) == {"port": "24224"}
-    assert tail.setting_pos["format"] == Pos("f.conf", 1, 44)
+    assert tail.setting_pos["parse.@type"] == Pos("f.conf", 1, 44)  # flat `format` became <parse>, same place
 
 
 def test_at_type_id_label_and_log_level():
     node = parse("<source>\n  @type forward\n  @id in1\n  @label @X\n  @log_level debug\n  type syslog\n</source>\n"
                  "<label @X>\n</label>\n").inputs[0]
     assert node.name == "forward"
-    assert plain_settings(node) == {"id": "in1", "@label": "@X", "type": "syslog"}
+    assert plain_settings(node) == {"id": "in1", "@label": "@X", "@log_level": "debug", "type": "syslog"}
 
 
 def test_values_quoted_json_multiline_comments():
