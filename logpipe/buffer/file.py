@@ -23,8 +23,9 @@ fsync policy (`buffer_fsync`), which decides when a put's acknowledgement is rel
 
 Replay validates every frame's length and CRC. A chunk with a bad header, a bad CRC or a
 truncated last frame (a crash mid-append, or a torn write after a power cut) is moved to
-quarantine/ with a logged reason; the valid frames before the damage are salvaged into a
-new chunk first, because their acknowledgements may already have completed.
+quarantine/ with a logged reason; its valid frames are salvaged into a new chunk first,
+because their acknowledgements may already have completed — those after the damage too:
+the scan resynchronises on the next frame whose length fits and whose CRC matches.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class ScanResult:
     records: int
     valid_end: int
     error: str | None
+    #: (start, end) of every valid event frame, in order; after damage, the frames found
+    #: by resynchronising on the next valid length + CRC.
+    spans: tuple[tuple[int, int], ...] = ()
+    #: Where the header frame ends (0 when there is no readable header).
+    header_end: int = 0
 
 
 # ---- encoding ----------------------------------------------------------------------
@@ -134,56 +140,85 @@ def _header(key: ChunkKey) -> bytes:
 
 
 def scan_chunk(data: bytes) -> ScanResult:
-    """Validate a chunk file's bytes: its key, event count, and where the valid part ends."""
+    """Validate a chunk file's bytes: its key, event count, and which frames are valid.
+
+    Damage (a bad CRC, an impossible length, a torn frame) does not end the scan: it
+    resynchronises on the next position where a frame header's length fits and its CRC
+    matches, so one flipped byte costs one frame, not the rest of the chunk. The first
+    damage is the reported `error`."""
     if not data.startswith(MAGIC):
         return ScanResult(None, 0, 0, "not a chunk file (bad magic)" if data else "empty file")
+    end = len(data)
     pos = len(MAGIC)
-    key: ChunkKey | None = None
+    problem, length, count = _frame_problem(data, pos, end)
+    if problem is not None:
+        return ScanResult(None, 0, 0, f"unreadable chunk header: {problem}")
+    body = pos + FRAME.size
+    try:
+        key: ChunkKey = tuple(msgpack.unpackb(data[body:body + length], raw=False)["key"])
+    except Exception as exc:  # noqa: BLE001 - damaged bytes can fail in any way
+        return ScanResult(None, 0, 0, f"unreadable chunk header: {exc}")
+    header_end = pos = body + length
+    spans: list[tuple[int, int]] = []
     records = 0
-    end = len(data)
+    error: str | None = None
     while pos < end:
-        if end - pos < FRAME.size:
-            return ScanResult(key, records, pos, f"truncated frame header at byte {pos}")
-        length, crc, count = FRAME.unpack_from(data, pos)
-        body = pos + FRAME.size
-        if length > MAX_FRAME:
-            return ScanResult(key, records, pos, f"impossible frame length {length} at byte {pos}")
-        if body + length > end:
-            return ScanResult(key, records, pos,
-                              f"truncated frame at byte {pos} ({end - body} of {length} bytes)")
-        payload = data[body:body + length]
-        if zlib.crc32(payload) != crc:
-            return ScanResult(key, records, pos, f"CRC mismatch in frame at byte {pos}")
-        if key is None:
-            try:
-                header = msgpack.unpackb(payload, raw=False)
-                key = tuple(header["key"])
-            except Exception as exc:  # noqa: BLE001 - damaged bytes can fail in any way
-                return ScanResult(None, 0, 0, f"unreadable chunk header: {exc}")
-        else:
+        problem, length, count = _frame_problem(data, pos, end)
+        if problem is None:
+            spans.append((pos, pos + FRAME.size + length))
             records += count
-        pos = body + length
-    if key is None:
-        return ScanResult(None, 0, 0, "no chunk header")
-    return ScanResult(key, records, pos, None)
-
-
-def read_events(data: bytes) -> list[Event]:
-    """Events of the valid frames of a chunk file (everything up to the first damage)."""
-    events: list[Event] = []
-    pos = len(MAGIC)
-    first = True
-    end = len(data)
-    while pos + FRAME.size <= end:
-        length, crc, _ = FRAME.unpack_from(data, pos)
-        body = pos + FRAME.size
-        payload = data[body:body + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
+            pos += FRAME.size + length
+            continue
+        error = error or problem
+        next_frame = _resync(data, pos + 1, end)
+        if next_frame is None:
             break
-        if not first:
-            events.extend(decode_events(payload))
-        first = False
-        pos = body + length
+        pos = next_frame
+    valid_end = spans[-1][1] if spans else header_end
+    return ScanResult(key, records, end if error is None else valid_end, error, tuple(spans), header_end)
+
+
+def _frame_problem(data: bytes, pos: int, end: int) -> tuple[str | None, int, int]:
+    """(what is wrong with the frame at `pos` or None, its length, its event count)."""
+    if end - pos < FRAME.size:
+        return f"truncated frame header at byte {pos}", 0, 0
+    length, crc, count = FRAME.unpack_from(data, pos)
+    body = pos + FRAME.size
+    if length > MAX_FRAME:
+        return f"impossible frame length {length} at byte {pos}", 0, 0
+    if body + length > end:
+        return f"truncated frame at byte {pos} ({end - body} of {length} bytes)", 0, 0
+    if zlib.crc32(data[body:body + length]) != crc:
+        return f"CRC mismatch in frame at byte {pos}", 0, 0
+    return None, length, count
+
+
+def _resync(data: bytes, start: int, end: int) -> int | None:
+    """The next position at or after `start` holding a whole valid event frame: a
+    plausible header (at least one event, no more events than payload bytes, the payload
+    inside the file) whose CRC matches."""
+    unpack = FRAME.unpack_from
+    crc32 = zlib.crc32
+    for pos in range(start, end - FRAME.size + 1):
+        length, crc, count = unpack(data, pos)
+        if not 0 < count <= length or pos + FRAME.size + length > end:
+            continue
+        body = pos + FRAME.size
+        if crc32(data[body:body + length]) == crc:
+            return pos
+    return None
+
+
+def read_events(data: bytes, scan: ScanResult | None = None) -> list[Event]:
+    """Events of the valid frames of a chunk file (`scan`'s spans; a fresh scan by default).
+    A frame whose CRC matched but whose payload does not decode is skipped."""
+    scan = scan_chunk(data) if scan is None else scan
+    events: list[Event] = []
+    for start, stop in scan.spans:
+        try:
+            events.extend(decode_events(data[start + FRAME.size:stop]))
+        except Exception:  # noqa: BLE001 - a CRC collision on damaged bytes
+            logging.getLogger("logpipe.buffer").warning("skipping an undecodable frame at byte %d", start)
     return events
 
 
@@ -294,15 +329,16 @@ class FileStore(BufferStore):
         seq = self._next_seq
         self._next_seq += 1
         path = os.path.join(self.dir, f"q{seq:012d}.chunk")
+        kept = data[:scan.header_end] + b"".join(data[start:stop] for start, stop in scan.spans)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            _write_all(fd, data[:scan.valid_end])
+            _write_all(fd, kept)
             os.fsync(fd)
         finally:
             os.close(fd)
         chunk = FileChunk(scan.key, seq, path)
         chunk.records = scan.records
-        chunk.bytes = scan.valid_end
+        chunk.bytes = len(kept)
         return chunk
 
     def _quarantine(self, path: str, reason: str, salvaged: int) -> None:
@@ -443,7 +479,7 @@ class FileStore(BufferStore):
             self.log.error("buffer %s: chunk %s vanished before it was written", self.dir, chunk.path)
             return []
         scan = scan_chunk(data)
-        events = read_events(data[:scan.valid_end] if scan.error else data)
+        events = read_events(data, scan)
         if scan.error is not None:
             self._quarantine_copy(chunk.path, data, scan.error, len(events))
         return events
