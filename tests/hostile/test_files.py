@@ -1,7 +1,7 @@
 """Unlucky files (issue 12, items 8–14). Here: item 13, a damaged chunk of the file
-buffer. One flipped byte in the middle frame used to cost every frame after it; the
-scan now resynchronises on the next frame whose length fits and whose CRC matches, so
-the damage costs exactly the damaged frame."""
+buffer (one flipped byte in the middle frame used to cost every frame after it; the scan
+now resynchronises on the next frame whose length fits and whose CRC matches), and item
+10, ids of lines that must not change as a new file grows past its fingerprint length."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
 from logpipe.buffer.file import FRAME, MAGIC, scan_chunk
 from logpipe.event import Event
-from logpipe.plugin import Output, WriteResult
+from logpipe.helpers.docid import event_id
+from logpipe.plugin import InputContext, Output, WriteResult
+from logpipe_plugins.inputs.tail import TailInput
 
 
 class Recorder(Output):
@@ -64,3 +66,53 @@ async def test_salvage_resynchronises_after_a_damaged_frame(tmp_path: Path) -> N
     [reason] = (tmp_path / "buf" / "quarantine").glob("*.reason")
     assert "salvaged events: 20" in reason.read_text()
     assert data.startswith(MAGIC)
+
+
+class Lines:
+    """Plays the pipeline for a tail input: keeps every event, acknowledges at once."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.changed = asyncio.Event()
+
+    async def emit(self, events: list[Event], on_ack: Any) -> None:
+        self.events.extend(events)
+        if on_ack is not None:
+            on_ack()
+        self.changed.set()
+
+    async def wait_for(self, count: int) -> list[Event]:
+        async with asyncio.timeout(10):
+            while len(self.events) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.events
+
+
+async def read_all(path: Path, state: Path, count: int) -> list[Event]:
+    """A fresh tail of `path` from its head, as after a kill -9 before positions were saved."""
+    plugin = TailInput(path=[str(path)], read_from_head=True, pos_file="/dev/null", stat_interval=0.05,
+                       refresh_interval=0.1)
+    sink = Lines()
+    task = asyncio.create_task(plugin.run(InputContext(sink.emit, str(state), plugin.id)))
+    try:
+        return list(await sink.wait_for(count))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await plugin.close()
+
+
+async def test_ids_do_not_change_as_a_new_file_grows_past_255_bytes(tmp_path: Path) -> None:
+    """Item 10: a kill -9 near a rotation — the new file is short when its first lines are
+    read, long when they are read again. Before: `_origin` held the fingerprint of the
+    whole (short) file, so those lines got new ids and became duplicate documents."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(f"first {i}\n".encode() for i in range(3)))  # 24 bytes
+    first = await read_all(log, tmp_path / "s1", 3)
+    with log.open("ab") as f:
+        f.write(b"".join(f"later line {i:04d}\n".encode() for i in range(30)))  # now well past 255
+    again = await read_all(log, tmp_path / "s2", 33)
+    assert [ev.record["message"] for ev in again[:3]] == [ev.record["message"] for ev in first]
+    assert [event_id(ev) for ev in again[:3]] == [event_id(ev) for ev in first]
+    assert len({event_id(ev) for ev in again}) == 33

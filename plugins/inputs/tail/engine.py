@@ -431,11 +431,11 @@ class Tailer:
         tag = f.tag
         timer = self.opts.timer
         if ends is not None and len(ends) == len(records):
-            ino, fp = f.key[1], f.fp
+            origins = f.origins(ends)
             if timer is None:
-                events = [Event(tag, now, r, {"_origin": (ino, fp, e)}) for r, e in zip(records, ends)]
+                events = [Event(tag, now, r, {"_origin": o}) for r, o in zip(records, origins)]
             else:
-                events = [Event(tag, timer(r) or now, r, {"_origin": (ino, fp, e)}) for r, e in zip(records, ends)]
+                events = [Event(tag, timer(r) or now, r, {"_origin": o}) for r, o in zip(records, origins)]
         elif timer is None:
             events = [Event(tag, now, r) for r in records]
         else:
@@ -460,8 +460,8 @@ class Tailer:
         if self.opts.decorate is not None:
             self.opts.decorate(kept, f.path)  # type: ignore[arg-type]
         if ends is not None and len(ends) == len(records):
-            ino, fp = f.key[1], f.fp
-            events = [Event(tag, times[i] or now, records[i], {"_origin": (ino, fp, ends[i])}) for i in keep]
+            origins = f.origins(ends)
+            events = [Event(tag, times[i] or now, records[i], {"_origin": origins[i]}) for i in keep]
         else:
             events = [Event(tag, times[i] or now, records[i]) for i in keep]
         await self.ctx.emit(events, f.acks.push(end))
@@ -482,9 +482,9 @@ class Tailer:
         records = decoded.records
         if self.opts.decorate is not None:
             self.opts.decorate(records, f.path)
-        tag, ino, fp = f.tag, f.key[1], f.fp
-        events = [Event(tag, t, r, {"_origin": (ino, fp, e)})
-                  for r, t, e in zip(records, decoded.times, decoded.ends)]
+        tag = f.tag
+        events = [Event(tag, t, r, {"_origin": o})
+                  for r, t, o in zip(records, decoded.times, f.origins(decoded.ends))]
         await self.ctx.emit(events, f.acks.push(f.consumed))
 
     async def flush_container(self, f: TailedFile, older_than: float | None) -> None:

@@ -81,6 +81,7 @@ class TailedFile:
         self.ml_fed = 0.0
         self.acks = AckWindow(offset, on_change)
         self.rotated_at: float | None = None
+        self._small_fps: dict[int, str] = {}
         self.last_data = time.monotonic()
         self.at_eof = False
         self.frozen_until = 0.0
@@ -89,3 +90,28 @@ class TailedFile:
 
     def position(self) -> Position:
         return Position(self.path, self.key[0], self.key[1], self.acks.committed, self.fp, self.fp_len)
+
+    def origins(self, ends: list[int]) -> list[tuple[int, str, int]]:
+        """`meta["_origin"]` of lines ending at `ends` (ascending): inode, fingerprint, end.
+
+        The fingerprint is of the first min(end, FINGERPRINT_BYTES) bytes: content that
+        lies before the line's end and so never changes as the file grows. The file's own
+        fingerprint (its first 255 bytes, or all of it while shorter) changed with every
+        line of a new file, so a line read again after a crash got another id."""
+        ino = self.key[1]
+        if ends and ends[0] >= FINGERPRINT_BYTES and self.fp_len >= FINGERPRINT_BYTES:
+            fp = self.fp
+            return [(ino, fp, e) for e in ends]
+        return [(ino, self._origin_fp(e), e) for e in ends]
+
+    def _origin_fp(self, end: int) -> str:
+        if end >= FINGERPRINT_BYTES and self.fp_len >= FINGERPRINT_BYTES:
+            return self.fp
+        fp = self._small_fps.get(end)
+        if fp is None:
+            if self.fd is None:
+                return self.fp
+            fp = fingerprint(self.fd, min(end, FINGERPRINT_BYTES))[0]
+            if len(self._small_fps) < FINGERPRINT_BYTES:
+                self._small_fps[end] = fp
+        return fp
