@@ -19,6 +19,7 @@ from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.fields import timestamp_to_ns
 from logpipe.helpers.inject import compile_injector
 from logpipe.settings import Section, SectionValue, Setting, coerce_settings, written_names
 
@@ -292,9 +293,34 @@ class Output(Plugin):
 
 
 class Codec(Plugin):
-    """Codecs turn bytes into records and events into bytes, a batch at a time."""
+    """Codecs turn bytes into records and events into bytes, a batch at a time.
+
+    A decoded record may carry `@timestamp` (the event's time) and `@metadata`; inputs build
+    their events with `events()`, which honours both. A codec that holds records back across
+    calls (multiline) returns them from `flush`, which inputs call at end of input and after
+    `flush_interval` seconds without new lines."""
 
     kind = "codec"
+    #: Seconds of silence after which an input calls `flush` (None: only at end of input).
+    flush_interval: float | None = None
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Records still held back (nothing, for codecs that hold nothing)."""
+        return []
+
+    def events(self, tag: str, now: int, records: list[dict[str, Any]]) -> list[Event]:
+        """Events from decoded records: `@timestamp` becomes the event time, `@metadata` its meta."""
+        out = []
+        for record in records:
+            meta = record.pop("@metadata", None) if "@metadata" in record else None
+            time = now
+            if "@timestamp" in record:
+                parsed = timestamp_to_ns(record["@timestamp"])
+                if parsed is not None:
+                    del record["@timestamp"]
+                    time = parsed
+            out.append(Event(tag, time, record, meta if isinstance(meta, dict) else None))
+        return out
 
     def decode(self, lines: list[str]) -> list[dict[str, Any]]:
         """One record per line (a line-framed input already split the stream)."""

@@ -9,6 +9,7 @@ on reload) would otherwise re-read ~25 files — the cost that makes pygrok slow
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from types import MappingProxyType
 
 from logpipe.grok.errors import GrokError
 
+_log = logging.getLogger("logpipe.grok")
 PATTERNS_ROOT = os.path.join(os.path.dirname(__file__), "patterns")
 
 #: Logstash's `ecs_compatibility` values and the bundled set each one selects.
@@ -70,17 +72,29 @@ def builtin_patterns(ecs_compatibility: str = "disabled") -> Mapping[str, str]:
     return MappingProxyType(merged)
 
 
+def implicit_patterns_dirs() -> list[str]:
+    """Folders every grok filter reads before its own `patterns_dir`, as Logstash reads
+    `$LOGSTASH_HOME/patterns`: `/etc/logpipe/patterns` and `$LOGPIPE_HOME/patterns`, those that exist."""
+    dirs = ["/etc/logpipe/patterns"]
+    home = os.environ.get("LOGPIPE_HOME")
+    if home:
+        dirs.append(os.path.join(home, "patterns"))
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 def load_patterns_dirs(dirs: list[str], files_glob: str = "*") -> dict[str, str]:
-    """Definitions from user folders (Logstash `patterns_dir` + `patterns_files_glob`),
-    in the order given, files in lexical order; later definitions win."""
+    """Definitions from user folders (Logstash `patterns_dir` + `patterns_files_glob`), in the
+    order given, files in lexical order; later definitions win. As in Logstash, an entry may be a
+    file or a glob, and one that matches nothing is skipped (with a warning), not an error."""
     merged: dict[str, str] = {}
-    for folder in dirs:
-        if os.path.isfile(folder):
-            merged.update(read_pattern_file(folder))
-            continue
-        if not os.path.isdir(folder):
-            raise GrokError(f"patterns_dir {folder!r} is not a directory")
-        for path in sorted(glob.glob(os.path.join(folder, files_glob))):
+    for entry in dirs:
+        if os.path.isdir(entry):
+            paths = sorted(glob.glob(os.path.join(entry, files_glob)))
+        else:
+            paths = sorted(glob.glob(entry))
+            if not paths:
+                _log.warning("grok patterns_dir %s does not exist; skipped", entry)
+        for path in paths:
             if os.path.isfile(path):
                 merged.update(read_pattern_file(path))
     return merged

@@ -100,3 +100,21 @@ class Multiline:
         self._chars = 0
         self.pending_raw = 0
         return raw
+
+
+def expand_multiline_pattern(pattern: str, patterns_dir: list[str] | None = None) -> str:
+    """Logstash's multiline patterns may use grok (`^%{TIMESTAMP_ISO8601} `): expanded to a plain
+    regex here. Raises ValueError (with the reason) for a pattern that does not compile."""
+    if "%{" in pattern:
+        from logpipe.grok.engine import Grok
+        from logpipe.grok.errors import GrokError
+
+        try:
+            pattern = Grok(pattern, named_captures_only=True, patterns_dir=patterns_dir or None).regex.pattern
+        except GrokError as exc:
+            raise ValueError(f"invalid multiline pattern: {exc}") from None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid multiline pattern {pattern!r}: {exc}") from None
+    return pattern

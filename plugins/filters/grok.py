@@ -39,6 +39,7 @@ from logpipe.grok.engine import Grok
 from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
 from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
+from logpipe.grok.library import implicit_patterns_dirs
 from logpipe.metrics import counter
 from logpipe.plugin import Filter, Setting
 
@@ -140,7 +141,8 @@ class GrokFilter(Filter):
     def _compile(self, field: str, expressions: list[str]) -> Grok:
         p = self.params
         try:
-            return Grok(expressions, patterns_dir=p["patterns_dir"], pattern_definitions=p["pattern_definitions"],
+            dirs = implicit_patterns_dirs() + list(p["patterns_dir"])
+            return Grok(expressions, patterns_dir=dirs, pattern_definitions=p["pattern_definitions"],
                         ecs_compatibility=p["ecs_compatibility"], named_captures_only=p["named_captures_only"],
                         keep_empty_captures=p["keep_empty_captures"], patterns_files_glob=p["patterns_files_glob"])
         except GrokError as exc:

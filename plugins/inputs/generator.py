@@ -47,6 +47,6 @@ class GeneratorInput(Input):
                 ]
             else:
                 records = codec.decode([lines[(sequence + i) % per_cycle] for i in range(n)])
-                batch = [Event(tag, now, r) for r in records]
+                batch = codec.events(tag, now, records)
             sequence += n
             await ctx.emit(batch, None)

@@ -33,32 +33,48 @@ class StdinInput(Input):
         hostname = socket.gethostname()
         codec = self.params["codec"]
         pending = b""
-        while True:
-            chunk = await _read(fd)
-            if chunk:
-                data = pending + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0 and len(data) < MAX_LINE:
-                    pending = data
+        read = asyncio.ensure_future(_read(fd))
+        try:
+            while True:
+                interval = codec.flush_interval if codec is not None else None
+                done, _ = await asyncio.wait({read}, timeout=interval)
+                if not done:  # a codec holding an event (multiline) was quiet for its flush interval
+                    held = codec.flush()
+                    if held:
+                        await ctx.emit(codec.events(tag, time.time_ns(), held), None)
                     continue
-                if cut < 0:
-                    raw_lines, pending = [data], b""
+                chunk = read.result()
+                if chunk:
+                    read = asyncio.ensure_future(_read(fd))
+                    data = pending + chunk
+                    cut = data.rfind(b"\n")
+                    if cut < 0 and len(data) < MAX_LINE:
+                        pending = data
+                        continue
+                    if cut < 0:
+                        raw_lines, pending = [data], b""
+                    else:
+                        pending = data[cut + 1:]
+                        raw_lines = data[:cut].split(b"\n")
+                elif pending:
+                    raw_lines, pending = [pending], b""
                 else:
-                    pending = data[cut + 1:]
-                    raw_lines = data[:cut].split(b"\n")
-            else:
-                if not pending:
+                    raw_lines = []
+                lines = [line.decode("utf-8", "replace").rstrip("\r") for line in raw_lines]
+                now = time.time_ns()
+                if codec is None:
+                    batch = [Event(tag, now, {"message": line, "host": {"name": hostname}}) for line in lines]
+                else:
+                    records = codec.decode(lines) if lines else []
+                    if not chunk:
+                        records.extend(codec.flush())
+                    batch = codec.events(tag, now, records)
+                if batch:
+                    await ctx.emit(batch, None)
+                if not chunk:
                     return
-                raw_lines, pending = [pending], b""
-            lines = [line.decode("utf-8", "replace").rstrip("\r") for line in raw_lines]
-            now = time.time_ns()
-            if codec is None:
-                batch = [Event(tag, now, {"message": line, "host": {"name": hostname}}) for line in lines]
-            else:
-                batch = [Event(tag, now, record) for record in codec.decode(lines)]
-            await ctx.emit(batch, None)
-            if not chunk:
-                return
+        finally:
+            read.cancel()
 
 
 async def _read(fd: int) -> bytes:

@@ -278,6 +278,11 @@ def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | PresetSpec | No
     if section:
         raise ConfigError(f"the {plugin.name} input takes 'codec' or 'format'; <parse> sections belong to "
                           "Fluentd's tail", setting="parse")
+    codec_multiline = getattr(codec, "multiline_spec", None)
+    if isinstance(codec_multiline, MultilineSpec):  # codec => multiline {…}: the tail's own joiner does it
+        if multiline is not None:
+            raise ConfigError("use either 'codec => multiline' or the 'multiline' setting, not both", setting="codec")
+        return parse_none, codec_multiline, None
     if codec is not None and str(p["format"]) == "none":
         if hasattr(codec, "decode"):
             return codec.decode, multiline, None

@@ -302,3 +302,20 @@ def test_failures_are_not_explained_unless_asked() -> None:
     [ev] = f.filter([Event("t", None, {"message": "x"})])
     assert "_parse_failure" not in ev.meta and ev.record["tags"] == ["_grokparsefailure"]
     assert list(f.recent_failures) == ["x"]
+
+
+def test_patterns_dir_missing_is_warned_globbed_and_implicit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    flt = GrokFilter(match={"message": "%{WORD:w}"}, patterns_dir=[str(tmp_path / "absent")])
+    assert "does not exist" in caplog.text
+    assert flt.filter([Event("t", 0, {"message": "hi"})])[0].record["w"] == "hi"
+    (tmp_path / "a.grok").write_text("APPID [a-z]+-\\d+\n")
+    (tmp_path / "b.txt").write_text("LEVEL NOPE\n")
+    globbed = GrokFilter(match={"message": "%{APPID:app}"}, patterns_dir=[str(tmp_path / "*.grok")])
+    assert globbed.filter([Event("t", 0, {"message": "web-1"})])[0].record["app"] == "web-1"
+    home = tmp_path / "home"
+    (home / "patterns").mkdir(parents=True)
+    (home / "patterns" / "site").write_text("SITEID site_\\d+\n")
+    monkeypatch.setenv("LOGPIPE_HOME", str(home))
+    implicit = GrokFilter(match={"message": "%{SITEID:site}"})
+    assert implicit.filter([Event("t", 0, {"message": "site_7"})])[0].record["site"] == "site_7"
