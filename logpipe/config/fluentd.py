@@ -486,11 +486,25 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
             raise _unknown_directive(element, TOP_DIRECTIVES)
     filters, outputs = _scope(top, None)
     _check_label_references(config.inputs, labels)
-    if labels:
+    if labels or _sends_error_events(top):
+        # Error events (Fluentd's emit_error_event) carry the @ERROR label: without a
+        # <label @ERROR> they must reach no top-level <match>, as in Fluentd.
         filters, outputs = _labelled(filters, outputs, labels, root.pos)
     config.filters.extend(filters)
     config.outputs.extend(outputs)
     return config
+
+
+#: Plugins that send events they fail on to @ERROR.
+_ERROR_EMITTERS = frozenset({"parser"})
+
+
+def _sends_error_events(elements: list[Element]) -> bool:
+    for element in elements:
+        param = element.params.get("@type") or element.params.get("type")
+        if param is not None and _plain(param.value) in _ERROR_EMITTERS:
+            return True
+    return False
 
 
 def _label_name(element: Element, seen: dict[str, Any]) -> str:
