@@ -116,3 +116,27 @@ async def test_ids_do_not_change_as_a_new_file_grows_past_255_bytes(tmp_path: Pa
     assert [ev.record["message"] for ev in again[:3]] == [ev.record["message"] for ev in first]
     assert [event_id(ev) for ev in again[:3]] == [event_id(ev) for ev in first]
     assert len({event_id(ev) for ev in again}) == 33
+
+
+async def test_truncated_and_regrown_to_the_same_size_between_polls(tmp_path: Path) -> None:
+    """Item 11: logrotate's copytruncate, then the application writes exactly as many bytes
+    as the file had before the next poll. Before: unnoticed until the file grew again."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"old 1\nold 2\nold 3\n")
+    plugin = TailInput(path=[str(log)], read_from_head=True, pos_file="/dev/null", stat_interval=0.02,
+                       refresh_interval=0.05)
+    sink = Lines()
+    task = asyncio.create_task(plugin.run(InputContext(sink.emit, str(tmp_path / "state"), plugin.id)))
+    try:
+        await sink.wait_for(3)
+        before = log.stat().st_mtime_ns
+        while log.stat().st_mtime_ns == before:  # the kernel's coarse clock must tick for mtime to move
+            with log.open("r+b") as f:  # truncate and regrow in one step: no poll can fall between
+                f.truncate(0)
+                f.write(b"new 1\nnew 2\nnew 3\n")
+        events = await sink.wait_for(6)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await plugin.close()
+    assert [ev.record["message"] for ev in events] == ["old 1", "old 2", "old 3", "new 1", "new 2", "new 3"]

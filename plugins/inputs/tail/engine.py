@@ -262,7 +262,8 @@ class Tailer:
         fd = f.fd
         if fd is None:
             return False
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         if f.frozen_until:
             if (size >= f.read_pos and time.monotonic() < f.frozen_until
                     and fingerprint(fd, f.fp_len)[0] == f.fp):
@@ -271,6 +272,9 @@ class Tailer:
         if size < f.read_pos or (size > f.read_pos and f.fp_len and fingerprint(fd, f.fp_len)[0] != f.fp):
             self.discover(initial=False)  # a copy (copytruncate) must be matched before the fingerprint changes
             await self.restart(f)
+        elif self.rewritten_in_place(f, st):
+            await self.restart(f)
+        f.mtime_ns = st.st_mtime_ns
         budget = READ_BUDGET
         progressed = False
         while budget > 0:
@@ -307,6 +311,16 @@ class Tailer:
             f.fd = None
         self.released[f.key] = f
 
+    @staticmethod
+    def rewritten_in_place(f: TailedFile, st: os.stat_result) -> bool:
+        """Truncated and written again to exactly the size already read, between two
+        polls: the size says nothing, so a changed mtime has the fingerprint checked (one
+        pread, only when the file changed without growing)."""
+        if st.st_size != f.read_pos or not f.fp_len or st.st_mtime_ns == f.mtime_ns or not f.mtime_ns:
+            return False
+        assert f.fd is not None
+        return fingerprint(f.fd, f.fp_len)[0] != f.fp
+
     async def restart(self, f: TailedFile) -> None:
         """Truncated or rewritten: what was held is emitted, then read again from 0."""
         self.m_rotations.inc()
@@ -321,6 +335,7 @@ class Tailer:
         assert f.fd is not None
         os.lseek(f.fd, 0, os.SEEK_SET)
         f.fp, f.fp_len = fingerprint(f.fd, FINGERPRINT_BYTES)
+        f.forget_origins()
         self.mark_dirty()
 
     async def process(self, f: TailedFile, lines: list[bytes], extra: int, first_overlong: bool) -> None:

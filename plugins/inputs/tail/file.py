@@ -82,6 +82,8 @@ class TailedFile:
         self.acks = AckWindow(offset, on_change)
         self.rotated_at: float | None = None
         self._small_fps: dict[int, str] = {}
+        #: mtime at the last poll: a change without growth has the fingerprint checked.
+        self.mtime_ns = 0
         self.last_data = time.monotonic()
         self.at_eof = False
         self.frozen_until = 0.0
@@ -103,6 +105,10 @@ class TailedFile:
             fp = self.fp
             return [(ino, fp, e) for e in ends]
         return [(ino, self._origin_fp(e), e) for e in ends]
+
+    def forget_origins(self) -> None:
+        """The file was truncated: its first bytes are new."""
+        self._small_fps.clear()
 
     def _origin_fp(self, end: int) -> str:
         if end >= FINGERPRINT_BYTES and self.fp_len >= FINGERPRINT_BYTES:
