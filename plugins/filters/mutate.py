@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -82,6 +83,19 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0", ""})
 
 
+_HEX = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?")
+
+
+def _hex_float(text: str) -> float | None:
+    """Logstash 8.14+ reads hexadecimal integers and floats (`0x7b`, `-0x1.edcdp6`)."""
+    if not _HEX.fullmatch(text):
+        return None
+    try:
+        return float.fromhex(text)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _int_text(text: str) -> Any:
     try:
         return int(text)
@@ -89,14 +103,20 @@ def _int_text(text: str) -> Any:
         pass
     text = text.strip()
     if _NUMBER.fullmatch(text):
-        return int(float(text))
-    return _FAIL
+        # Decimal, not float: "9007199254740993.0" and "9.007199254740993e+15" stay exact, as in Logstash.
+        try:
+            return int(Decimal(text))
+        except (InvalidOperation, ValueError, OverflowError):
+            return _FAIL
+    hexed = _hex_float(text)
+    return _FAIL if hexed is None or not math.isfinite(hexed) else int(hexed)
 
 
 def _float_text(text: str) -> Any:
     text = text.strip()
     if not _NUMBER.fullmatch(text):
-        return _FAIL
+        hexed = _hex_float(text)
+        return _FAIL if hexed is None else hexed
     return float(text)
 
 
@@ -154,6 +174,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 def _convert_transform(kind: str) -> Transform:
     scalar = CONVERTERS[kind]
+    lenient = kind == "boolean"  # Logstash leaves a value that is no boolean as it is, element by element
 
     def transform(v: Any, ev: Event) -> Any:
         if v.__class__ is list:
@@ -164,9 +185,14 @@ def _convert_transform(kind: str) -> Transform:
                     continue
                 new = scalar(item)
                 if new is _FAIL:
-                    return _FAIL
+                    if not lenient:
+                        return _FAIL
+                    new = item
                 out.append(new)
             return out
+        if lenient:
+            new = scalar(v)
+            return _SKIP if new is _FAIL else new
         if isinstance(v, dict):
             return _SKIP
         return scalar(v)
@@ -439,7 +465,9 @@ def _name(ref: str) -> Callable[[Event], str] | str:
 
 
 def _coerce_step(field: str, default: Any) -> Step:
+    """Logstash writes the default as the text given (`=> 5` sets "5")."""
     get, put = compile_getter(field), compile_setter(field)
+    default = default if isinstance(default, (str, list, dict)) else render_value(default)
 
     def coerce(ev: Event) -> bool:
         if get(ev) is None:

@@ -97,7 +97,7 @@ def test_convert(kind: str, value: Any, expected: Any) -> None:
 @pytest.mark.parametrize(
     "kind, value",
     [("integer", "abc"), ("integer", "12abc"), ("float", "nan"), ("float", "inf"), ("float", "1_0"),
-     ("boolean", "maybe"), ("boolean", 2), ("integer", ["1", "x"]), ("integer", float("inf"))],
+     ("integer", ["1", "x"]), ("integer", float("inf"))],
 )
 def test_convert_failure_keeps_value_tags_and_counts(kind: str, value: Any) -> None:
     f = MutateFilter(convert={"v": kind}, add_tag=["ok"])
@@ -106,6 +106,15 @@ def test_convert_failure_keeps_value_tags_and_counts(kind: str, value: Any) -> N
     assert ev.record["v"] == value or (isinstance(value, float) and ev.record["v"] == value)
     assert ev.record["tags"] == ["_mutate_error"]  # and add_tag skipped: the event failed
     assert f.failures == 1
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, -1.0])
+def test_a_value_that_is_no_boolean_is_kept_without_error(value: Any) -> None:
+    """Logstash's convert_boolean warns and returns the value: no failure, add_tag applies."""
+    f = MutateFilter(convert={"v": "boolean"}, add_tag=["ok"])
+    ev = Event("t", 0, {"v": value})
+    f.filter([ev])
+    assert ev.record["v"] == value and ev.record["tags"] == ["ok"] and f.failures == 0
 
 
 def test_convert_skips_missing_null_and_hashes() -> None:
