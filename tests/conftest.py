@@ -20,3 +20,17 @@ def state_dir(tmp_path: Path) -> str:
     path = tmp_path / "state"
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real redis-server on a free loopback port, for this test only."""
+    from tests.support.redis_server import BINARY, start_redis
+
+    if BINARY is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = start_redis(directory)
+    yield server
+    server.stop()
