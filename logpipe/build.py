@@ -52,7 +52,13 @@ def instantiate(node: PluginNode | Plugin) -> Plugin:
     try:
         cls = registry.lookup(node.kind, node.name)
     except ConfigError as exc:
-        raise ConfigError(exc.message, node.pos) from None
+        message = exc.message
+        if message.startswith("unknown "):
+            from logpipe.plugin_hints import unknown_plugin_message
+
+            known = {kind: registry.known(kind) for kind in registry.KINDS}
+            message = unknown_plugin_message(node.kind, node.name, node.language, node.directive_arg, known)
+        raise ConfigError(message, node.pos) from None
     settings: dict[str, Any] = {}
     for key, value in node.settings.items():
         if isinstance(value.value, PluginNode):

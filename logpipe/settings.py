@@ -9,7 +9,6 @@ engine can declare settings without importing the plugin base classes.
 from __future__ import annotations
 
 import copy
-import difflib
 import logging
 import re
 from dataclasses import dataclass
@@ -346,9 +345,11 @@ def _fresh(default: Any) -> Any:
 
 
 def _unknown_setting_message(declared: list[Setting], owner: str, key: str) -> str:
-    names = [s.name for s in declared]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; known settings: {', '.join(sorted(names))}"
+    from logpipe.suggest import close_name, name_list
+
+    names = [s.name for s in declared if not s.name.startswith("@")]
+    close = close_name(key, names)
+    hint = f"; did you mean '{close}'?" if close else f"; known settings:\n{name_list(names)}"
     return f"unknown setting '{key}' for {owner}{hint}"
 
 

@@ -604,7 +604,8 @@ def plugin_node(element: Element, kind: str) -> PluginNode:
     name = _plugin_name(element)
     upgrade_v012(element, kind, name)
     type_key = "@type" if "@type" in element.params else "type"
-    node = PluginNode(kind, name, {}, element.params[type_key].value_pos)
+    node = PluginNode(kind, name, {}, element.params[type_key].value_pos, language="fluentd",
+                      directive_arg=element.arg)
     for key, param in element.params.items():
         if key == type_key:
             continue

@@ -299,7 +299,7 @@ class Parser:
 
     def plugin(self, kind: str, name: Token, opener: Token) -> PluginNode:
         self.enter(opener.start)
-        node = PluginNode(kind, name.value, {}, self.pos(name.start))
+        node = PluginNode(kind, name.value, {}, self.pos(name.start), language="logstash")
         while True:
             token = self.lexer.peek()
             if token.kind == "eof":

@@ -52,6 +52,10 @@ class PluginNode:
     pos: Pos
     setting_pos: dict[str, Pos] = field(default_factory=dict)
     nested_pos: dict[str, Pos] = field(default_factory=dict)
+    #: "fluentd" or "logstash" (which front-end wrote it) and the directive's argument
+    #: (`<match backend.*>` → "backend.*"), for messages that show the right form.
+    language: str = ""
+    directive_arg: str = ""
 
     def position_of(self, setting: str | None, at_name: bool = False) -> Pos:
         """Where the user wrote `setting` (a name or a path into a section): its value,
