@@ -472,7 +472,7 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
     config = PipelineConfig(sources=list(sources))
     top: list[Element] = []
     labels: dict[str, tuple[Element, list[Node], list[Node]]] = {}
-    for element in root.children:
+    for element in _without_workers(root.children):
         name = element.name
         if name == "source":
             config.inputs.append(plugin_node(element, "input"))
@@ -505,6 +505,25 @@ def _sends_error_events(elements: list[Element]) -> bool:
         if param is not None and _plain(param.value) in _ERROR_EMITTERS:
             return True
     return False
+
+
+def _without_workers(children: list[Element]) -> list[Element]:
+    """`<worker N>` / `<worker N-M>` pin their directives to some of Fluentd's worker processes;
+    one logpipe process runs them all, so their contents count as top-level directives."""
+    out: list[Element] = []
+    for element in children:
+        if element.name != "worker":
+            out.append(element)
+            continue
+        if not re.fullmatch(r"\s*\d+\s*(?:-\s*\d+\s*)?", element.arg or ""):
+            raise ConfigError("<worker> needs a worker number or range, e.g. <worker 0> or <worker 0-3>",
+                              element.pos)
+        if element.params:
+            param = next(iter(element.params.values()))
+            raise ConfigError(f"<worker> holds directives, not settings ('{param.key}')", param.key_pos)
+        log.info("<worker %s> at %s: its directives run in this process", element.arg, element.pos)
+        out.extend(element.children)
+    return out
 
 
 def _label_name(element: Element, seen: dict[str, Any]) -> str:
