@@ -232,6 +232,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class FileStore(BufferStore):
+    durable = True
+
     def __init__(self, path: str, *, fsync: str = "always", fsync_interval: float = 1.0,
                  log: logging.Logger | None = None) -> None:
         self.dir = path

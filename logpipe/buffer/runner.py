@@ -110,6 +110,8 @@ class OutputRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._halt = False
+        #: Chunks whose last write attempt failed and that are waiting to retry.
+        self._failing: set[Chunk] = set()
         self.counts = dict.fromkeys(_COUNTERS, 0)
         self._metrics = {k: counter(name, doc, output=self.id) for k, (name, doc) in _COUNTERS.items()}
         self._g_bytes = gauge("logpipe_output_buffer_bytes", "bytes buffered", output=self.id)
@@ -182,9 +184,7 @@ class OutputRunner:
                 await asyncio.wait_for(self.flush(), timeout=max(timeout, 0.0))
             else:
                 self._halt = True
-                waiters = [c.done_future() for c in self._inflight]
-                if waiters:
-                    await asyncio.wait(waiters, timeout=max(timeout, 0.0))
+                await self._wait_inflight(deadline)
         except TimeoutError:
             log.warning("output %s: shutdown timeout (%.1fs) reached with %d event(s) still buffered",
                         self.id, timeout, self._records)
@@ -200,6 +200,19 @@ class OutputRunner:
         for plugin in (self.output, self._dead.secondary):
             if plugin is not None:
                 await self._close_plugin(plugin, max(remaining, 1.0))
+
+    async def _wait_inflight(self, deadline: float) -> None:
+        """Let the chunks being written finish, until `deadline`. With a durable buffer a
+        chunk whose write is failing (in retry backoff) is not waited for: it is on disk
+        and is replayed at the next start, so SIGTERM with the output down returns at once
+        instead of after the whole shutdown timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = [c for c in self._inflight if not (self._store.durable and c in self._failing)]
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return
+            await asyncio.wait([c.done_future() for c in pending], timeout=min(remaining, 0.05))
 
     @staticmethod
     async def _close_plugin(plugin: Output, timeout: float) -> None:
@@ -418,7 +431,11 @@ class OutputRunner:
                     return
                 log.warning("output %s: write of %d event(s) failed (%s); retry %d in %.2fs",
                             self.id, len(events), reason, state.steps, wait)
-                await self._retry_after(wait, len(events))
+                self._failing.add(chunk)
+                try:
+                    await self._retry_after(wait, len(events))
+                finally:
+                    self._failing.discard(chunk)
                 continue
             if result is None:
                 self._count("delivered", len(events))

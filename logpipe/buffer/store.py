@@ -43,6 +43,10 @@ class Chunk:
 
 
 class BufferStore(ABC):
+    #: Chunks survive the process (the file store): a stop need not wait for an output
+    #: that is failing, since the data is replayed at the next start.
+    durable = False
+
     @abstractmethod
     async def open(self) -> list[Chunk]:
         """Prepare the storage; return chunks left from an earlier run, sealed, oldest first."""

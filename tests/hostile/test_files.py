@@ -6,6 +6,8 @@ now resynchronises on the next frame whose length fits and whose CRC matches), a
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from logpipe.event import Event
 from logpipe.helpers.docid import event_id
 from logpipe.plugin import InputContext, Output, WriteResult
 from logpipe_plugins.inputs.tail import TailInput
+from tests.support.hostile import Daemon
 
 
 class Recorder(Output):
@@ -140,3 +143,34 @@ async def test_truncated_and_regrown_to_the_same_size_between_polls(tmp_path: Pa
         await asyncio.gather(task, return_exceptions=True)
         await plugin.close()
     assert [ev.record["message"] for ev in events] == ["old 1", "old 2", "old 3", "new 1", "new 2", "new 3"]
+
+
+def test_sigterm_with_a_file_buffer_and_the_output_down_returns_at_once(tmp_path: Path) -> None:
+    """Item 12: the output cannot write (its path is a directory), the lines are in the file
+    buffer, on disk. Before: SIGTERM waited the whole --shutdown-timeout (30 s here)."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(f"line {i}\n".encode() for i in range(100)))
+    blocked = tmp_path / "a-directory"
+    blocked.mkdir()
+    config = f"""
+input {{ file {{ path => "{log}" start_position => "beginning" sincedb_path => "{tmp_path / 'sincedb'}"
+               stat_interval => 0.05 }} }}
+output {{ file {{ id => "down" path => "{blocked}" buffer => file flush_interval => 0.05
+                 retry_wait => 0.05 retry_forever => true }} }}
+"""
+    proc = Daemon(tmp_path, config, shutdown_timeout=30)
+    try:
+        proc.wait_listening(proc.http_port)
+        deadline = time.monotonic() + 30
+        while proc.metric("logpipe_output_write_errors_total", output="down") < 2:
+            assert time.monotonic() < deadline, proc.log()
+            time.sleep(0.05)
+        started = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        proc.proc.wait(40)
+        took = time.monotonic() - started
+    finally:
+        proc.stop()
+    assert took < 5, f"SIGTERM took {took:.1f}s"
+    chunks = list((tmp_path / "state").rglob("*.chunk"))
+    assert chunks, "the buffered lines must stay on disk for the next start"

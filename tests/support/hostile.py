@@ -27,7 +27,7 @@ POLL = 0.02
 class Daemon:
     """`python -m logpipe.cli run -f CONFIG` with the HTTP API on a free port."""
 
-    def __init__(self, tmp: Path, config: str) -> None:
+    def __init__(self, tmp: Path, config: str, shutdown_timeout: float = 5.0) -> None:
         self.config = tmp / "logpipe.conf"
         self.config.write_text(config)
         state = tmp / "state"
@@ -37,7 +37,8 @@ class Daemon:
         with self.stderr.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "logpipe.cli", "--log-level", "warning", "run", "-f", str(self.config),
-                 "--state-dir", str(state), "--http-port", str(self.http_port), "--shutdown-timeout", "5"],
+                 "--state-dir", str(state), "--http-port", str(self.http_port),
+                 "--shutdown-timeout", str(shutdown_timeout)],
                 stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
             )
 
