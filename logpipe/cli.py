@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"logpipe {__version__}")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    parser.add_argument("--ecs-compatibility", choices=["disabled", "v1", "v8"],
+                        help="pipeline-wide default of every plugin's ecs_compatibility (Logstash 8's "
+                        "pipeline.ecs_compatibility; default disabled, or $LOGPIPE_ECS_COMPATIBILITY)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def config_args(p: argparse.ArgumentParser) -> None:
@@ -87,6 +90,10 @@ def _main(argv: Sequence[str] | None) -> int:
     from logpipe.logsetup import setup_logging
 
     setup_logging(args.log_level, args.log_format)
+    if args.ecs_compatibility:
+        from logpipe.helpers import ecs
+
+        ecs.set_default_mode(args.ecs_compatibility)
     try:
         if args.command == "plugins":
             from logpipe.plugin_docs import describe_plugins
@@ -110,7 +117,7 @@ def _command_index(argv: list[str]) -> int | None:
     grok workbench parses its own arguments."""
     i = 0
     while i < len(argv):
-        if argv[i] in ("--log-level", "--log-format"):
+        if argv[i] in ("--log-level", "--log-format", "--ecs-compatibility"):
             i += 2
         elif argv[i].startswith("-"):
             i += 1

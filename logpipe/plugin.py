@@ -20,6 +20,7 @@ from logpipe.decorate import build_decorator
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import timestamp_to_ns
+from logpipe.helpers import ecs
 from logpipe.helpers.inject import compile_injector
 from logpipe.settings import Section, SectionValue, Setting, coerce_settings, written_names
 
@@ -83,6 +84,8 @@ class Plugin:
                     if exc.setting is not None or exc.pos is not None:
                         raise  # the codec's own settings: already placed
                     raise ConfigError(exc.message, setting=setting.name) from None
+        if "ecs_compatibility" in values and values["ecs_compatibility"] is None:
+            values["ecs_compatibility"] = ecs.DEFAULT_MODE  # not set: the pipeline-wide default
         self.params: dict[str, Any] = values
         cls = type(self)
         for key, value in values.items():

@@ -36,6 +36,7 @@ import regex
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, TIMESTAMP, add_tag, compile_getter, compile_setter, parse_ref, render_value
+from logpipe.helpers import ecs
 from logpipe.plugin import Filter, Setting
 from logpipe.timefmt import format_iso_precise
 
@@ -134,7 +135,7 @@ class FingerprintFilter(Filter):
         Setting("base64encode", "bool", default=False, doc="base64 instead of hex for SHA*/MD5/MURMUR3_128"),
         Setting("concatenate_sources", "bool", default=False, doc="hash all sources together"),
         Setting("concatenate_all_fields", "bool", default=False, doc="hash every field of the event"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="v1/v8: the default target is [event][hash]"),
         Setting("tag_on_failure", "array", default=["_fingerprintfailure"],
                 doc="tags added when a value cannot be fingerprinted (IPV4_NETWORK of a non-address)"),

@@ -40,6 +40,7 @@ from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
 from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
 from logpipe.grok.library import implicit_patterns_dirs
+from logpipe.helpers import ecs
 from logpipe.metrics import counter
 from logpipe.plugin import Filter, Setting
 
@@ -73,7 +74,7 @@ class GrokFilter(Filter):
                 doc="on no match, put why in [@metadata][_parse_failure]: the pattern, how far it matched, "
                     "the column where the line diverged (costs a few ms per failing event)"),
         Setting("target", "string", doc="put captures under this field instead of the event root"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="pattern set: legacy names (disabled) or ECS field names (v1, v8)"),
         Setting("format", "string", doc="Fluentd: a named format (apache2, nginx, syslog …), /regexp/ or grok"),
         Setting("parse", "hash", doc="Fluentd <parse> section: @type and its options"),

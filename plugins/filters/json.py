@@ -24,6 +24,7 @@ from logpipe.fields import (
     compile_setter,
     set_field,
 )
+from logpipe.helpers import ecs
 from logpipe.plugin import Filter, Setting
 
 _SPECIAL = (TIMESTAMP, METADATA)
@@ -38,10 +39,15 @@ class JsonFilter(Filter):
         Setting("target", "string", doc="where the parsed value goes (default: merged into the top level)"),
         Setting("skip_on_invalid_json", "bool", default=False, doc="let invalid JSON pass untagged"),
         Setting("tag_on_failure", "array", default=["_jsonparsefailure"], doc="tags added when parsing fails"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
+                doc="v1/v8: as Logstash, warn when no target is set (top-level keys may clash with ECS fields)"),
     ]
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
+        if self.params["ecs_compatibility"] != "disabled" and not self.params["target"]:
+            self.log.warning("json: with ECS compatibility enabled, set `target`: parsed keys at the top level "
+                             "may clash with ECS fields")
         self.failures = 0
         self._failure_tags = [str(t) for t in self.params["tag_on_failure"]]
         self._get = compile_getter(self.params["source"])

@@ -36,6 +36,7 @@ from aiohttp import web
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers import ecs
 from logpipe.helpers.records import Decoder, make_decoder
 from logpipe.helpers.tls import TlsServer
 from logpipe.metrics import counter, gauge
@@ -82,7 +83,7 @@ class HttpInput(Input):
         Setting("request_timeout", "duration", default=30.0, min=0.001,
                 doc="time allowed to receive a body (slow clients get 408)"),
         Setting("retry_after", "int", default=1, min=0, doc="seconds in the Retry-After header of 429/503"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="v1/v8: request details under [http], [url], [user_agent] instead of [headers]"),
         Setting("add_http_headers", "bool", default=False, doc="Fluentd: add request headers as HTTP_* keys"),
         Setting("add_remote_addr", "bool", default=False, doc="Fluentd: add the client as REMOTE_ADDR"),

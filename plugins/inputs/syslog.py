@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers import ecs
 from logpipe.helpers.framing import SyslogFramer
 from logpipe.helpers.server import ProtocolError, ServerInput
 from logpipe.helpers.stream_limits import STREAM_LIMIT, ByteBudget, read_frames
@@ -63,7 +64,7 @@ class SyslogInput(ServerInput):
     settings: ClassVar[list[Setting]] = [
         Setting("port", "int", min=0, max=65535,
                 doc="port for TCP and UDP (default 514; 5140 in a Fluentd config; 0 picks a free one)"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="v1/v8: ECS field names ([log][syslog][priority], [host][hostname] …)"),
         Setting("use_labels", "bool", default=True, doc="add facility_label and severity_label"),
         Setting("facility_labels", "array", default=list(LOGSTASH_FACILITY_LABELS), doc="labels of facilities 0…23"),

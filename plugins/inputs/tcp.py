@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers import ecs
 from logpipe.helpers.framing import LineFramer
 from logpipe.helpers.records import make_decoder
 from logpipe.helpers.server import ProtocolError, ServerInput
@@ -47,7 +48,7 @@ class TcpInput(ServerInput):
         Setting("tcp_keep_alive", "bool", default=False, doc="enable TCP keep-alive on connections"),
         Setting("dns_reverse_lookup_enabled", "bool", default=False,
                 doc="put the peer's host name (reverse DNS) instead of its address in [host]"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="v1/v8: the peer in [@metadata][input][tcp][source] instead of [host]/[port]"),
         Setting("proxy_protocol", "bool", default=False, doc="the first line is a PROXY v1 header"),
         Setting("parse", "hash", doc="Fluentd <parse>: @type none|json|regexp|<named format> …"),

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers import ecs
 from logpipe.helpers.records import make_decoder
 from logpipe.helpers.udp import Datagram, DatagramServer
 from logpipe.plugin import Input, InputContext, Setting
@@ -45,7 +46,7 @@ class UdpInput(Input):
                 doc="socket receive buffer (SO_RCVBUF): what the kernel holds while logpipe is busy"),
         Setting("queue_size", "int", default=2000, min=1, doc="datagrams waiting for the pipeline; more drop"),
         Setting("workers", "int", default=2, min=1, doc="tasks handing datagrams to the pipeline"),
-        Setting("ecs_compatibility", "string", default="disabled", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="v1/v8: the sender in [host][ip] instead of [host]"),
         Setting("source_ip_fieldname", "string", doc="Logstash: field for the sender's address (default host)"),
         Setting("parse", "hash", doc="Fluentd <parse>: @type none|json|regexp|<named format> …"),

@@ -6,8 +6,8 @@ of their settings and in the fields they put on a record:
 - `tail` (Fluentd): `{"message": line}` (format none), plus the path under
   `path_key` when set; `tag` with `*` expanded from the path (`/` → `.`).
 - `file` (Logstash): `message`, and the path and host as Logstash's file input
-  writes them: `[log][file][path]` and `[host][name]` (ecs_compatibility v1/v8,
-  the default), or `path` and `host` (ecs_compatibility disabled). The tag is
+  writes them: `[log][file][path]` and `[host][name]` (ecs_compatibility v1/v8), or
+  `path` and `host` (disabled, the pipeline-wide default: logpipe/helpers/ecs.py). The tag is
   `tag` when set, else `file`.
 
 Delivery: a file's position is saved only up to acknowledged bytes, atomically,
@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from logpipe.errors import ConfigError
+from logpipe.helpers import ecs
 from logpipe.helpers.container_log import ContainerFormat
 from logpipe.helpers.multiline import MultilineSpec
 from logpipe.helpers.multiline_presets import PRESETS, PresetSpec
@@ -225,7 +226,7 @@ class FileInput(TailInput):
         Setting("sincedb_write_interval", "duration", doc="Logstash's name for save_interval"),
         Setting("discover_interval", "int", 15, doc="expand the globs every this many stat_intervals"),
         Setting("mode", "string", "tail", choices=("tail",), doc="only tail mode is supported"),
-        Setting("ecs_compatibility", "string", "v8", choices=("disabled", "v1", "v8"),
+        Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="field layout: [log][file][path]/[host][name] (v1, v8) or path/host (disabled)"),
     ]
 

@@ -196,14 +196,24 @@ async def test_file_input_logstash_settings_and_fields(tmp_path: Path) -> None:
     await run.stop()
     assert event.tag == "file"
     assert event.record["message"] == "one"
-    assert event.record["log"] == {"file": {"path": str(tmp_path / "a.log")}}
-    assert isinstance(event.record["host"]["name"], str)
+    # The pipeline-wide default (disabled, as grok's): Logstash's legacy `path` and `host`.
+    assert event.record["path"] == str(tmp_path / "a.log") and isinstance(event.record["host"], str)
     assert (tmp_path / "since.db").exists()
-    flat = FileInput(path="/x", ecs_compatibility="disabled").decorator()
-    assert flat is not None
+    ecs = FileInput(path="/x", ecs_compatibility="v8").decorator()
+    assert ecs is not None
     records: list[dict[str, Any]] = [{"message": "m"}]
-    flat(records, "/x")
-    assert records[0]["path"] == "/x" and isinstance(records[0]["host"], str)
+    ecs(records, "/x")
+    assert records[0]["log"] == {"file": {"path": "/x"}} and isinstance(records[0]["host"]["name"], str)
+
+
+def test_the_pipeline_wide_ecs_default_reaches_inputs_and_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from logpipe.helpers import ecs
+    from logpipe_plugins.filters.grok import GrokFilter
+
+    monkeypatch.setattr(ecs, "DEFAULT_MODE", "v8")
+    assert FileInput(path="/x").params["ecs_compatibility"] == "v8"
+    assert GrokFilter(match={"message": "%{COMMONAPACHELOG}"}).params["ecs_compatibility"] == "v8"
+    assert FileInput(path="/x", ecs_compatibility="disabled").params["ecs_compatibility"] == "disabled"
 
 
 def test_config_mistakes_are_config_errors() -> None:
@@ -550,7 +560,7 @@ async def test_pipeline_from_logstash_config_commits_after_delivery(tmp_path: Pa
     await pipeline.stop()
     records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     expect_exact([r["message"] for r in records], 0, 3000)
-    assert records[0]["log"]["file"]["path"] == str(log)
+    assert records[0]["path"] == str(log)  # legacy layout: the pipeline-wide ECS default
     assert saved_offsets(tmp_path / "state")[str(log)] == log.stat().st_size
 
 

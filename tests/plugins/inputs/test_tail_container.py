@@ -102,7 +102,7 @@ async def test_docker_16k_splits_and_logstash_message_field(tmp_path: Path) -> N
     assert events[0].record["message"] == "warn"
     assert events[1].record["message"] == piece * 2 + "end"
     assert events[1].record["stream"] == "stdout"
-    assert events[1].record["log"]["file"]["path"] == str(log)
+    assert events[1].record["path"] == str(log)  # the file input's legacy layout (pipeline-wide ECS default)
     assert events[1].time == 1714557600_500000000
 
 
