@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from logpipe.config.embedded_ruby import USE_DEFAULT, RubyError, evaluate
 from logpipe.config.fluentd_compat import upgrade_v012
 from logpipe.config.model import (
     BareWord,
@@ -76,9 +77,6 @@ _CLOSE_TAG = re.compile(r"</[ \t]*([A-Za-z0-9_@.-]*)[ \t]*>")
 _KEY = re.compile(r"[^\s]+")
 _COMMENT = re.compile(r"[ \t]#")
 _WORDS = re.compile(r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|\S+")
-_RUBY_ENV = re.compile(
-    r"""\s*ENV\s*(?:\[\s*(["'])(\w+)\1\s*\]|\.fetch\(\s*(["'])(\w+)\3\s*,\s*(["'])(.*?)\5\s*\))\s*\Z"""
-)
 _DOUBLE_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "r": "\r", "n": "\n", "t": "\t", "f": "\f", "b": "\b", "0": "\0"}
 
 
@@ -228,6 +226,8 @@ class Reader:
         if key == "@include":
             self.include(into, str(value), value_offset if value != "" else key_offset)
             return
+        if isinstance(value, str) and USE_DEFAULT in value:
+            return  # Fluentd's use_default / use_nil: as if the parameter were not written
         into.params[key] = Param(key, value, self.src.pos(key_offset), self.src.pos(value_offset))
 
     # ---- values ----------------------------------------------------------------------
@@ -320,14 +320,13 @@ class Reader:
         raise self.error("unterminated string: the ' opened here is never closed", start)
 
     def ruby_env(self, code: str, offset: int) -> str:
-        m = _RUBY_ENV.match(code)
-        if m is None:
+        try:
+            return evaluate(code)
+        except RubyError as exc:
             raise self.error(
-                "embedded Ruby is not supported; only #{ENV['NAME']} and #{ENV.fetch('NAME', 'default')}", offset
-            )
-        if m.group(2) is not None:
-            return os.environ.get(m.group(2), "")
-        return os.environ.get(m.group(4), m.group(6))
+                f"embedded Ruby #{{{code.strip()}}} is not supported: {exc}; logpipe evaluates ENV['X'], "
+                "ENV.fetch('X', 'default'), ||, +, File.join, Socket.gethostname, .to_i/.to_s, use_default", offset
+            ) from None
 
     def json_value(self, start: int) -> tuple[Any] | None:
         """(value,) when the text at `start` is a JSON array/object (may span lines),

@@ -408,7 +408,7 @@ def test_several_fluentd_files_share_one_match_chain(tmp_path):
         ("<source>\n  @type x\n  @label @NOPE\n</source>\n", "defined labels: none", 3, 10),
         ("<source>\n  @type x\n  v \"abc\n", 'unterminated string: the " opened here', 3, 5),
         ("<source>\n  @type x\n  v \"abc\" trailing\n</source>\n", "unexpected text after the quoted value", 3, 11),
-        ("<source>\n  @type x\n  v \"#{`rm -rf`}\"\n</source>\n", "embedded Ruby is not supported", 3, 6),
+        ("<source>\n  @type x\n  v \"#{`rm -rf`}\"\n</source>\n", "embedded Ruby #{`rm -rf`} is not supported", 3, 6),
         ("<source> @type\n</source>\n", "expected a value after '@type'", 1, 10),
         ("<source>\n  @type x\n  j [1,\n2,,\n]\n</source>\n", "invalid JSON value", 3, 5),
         ("<source>\n  @type x\n</source>\nport 24224\n", "found setting 'port' outside any directive", 4, 1),

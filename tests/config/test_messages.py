@@ -35,8 +35,8 @@ def test_logstash_plugin_in_the_wrong_section() -> None:
 def test_well_known_plugins_logpipe_does_not_provide() -> None:
     assert "'s3' is a Fluentd output plugin that logpipe does not provide" in \
         error_of("<match **>\n  @type s3\n</match>\n").message
-    assert "'redis' is a Logstash output plugin that logpipe does not provide" in \
-        error_of("input { stdin {} }\noutput { redis {} }\n").message
+    assert "'graphite' is a Logstash output plugin that logpipe does not provide" in \
+        error_of("input { stdin {} }\noutput { graphite {} }\n").message
     assert "'kubernetes_metadata' is a Fluentd filter plugin" in \
         error_of("<filter **>\n  @type kubernetes_metadata\n</filter>\n<match **>\n  @type null\n</match>\n").message
 
