@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from logpipe.buffer.deadletter import describe_item
+from logpipe.buffer.retry import NOT_RETRIED
 from logpipe.buffer.settings import BUFFER_SETTINGS, resolve_buffer_config
 from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
@@ -26,7 +28,7 @@ from logpipe.settings import Section, SectionValue, Setting, coerce_settings, wr
 
 __all__ = [
     "AckCallback", "Codec", "Filter", "Helper", "Input", "InputContext", "Output", "Plugin", "RetryableError",
-    "Section", "SectionValue", "Setting", "WriteResult",
+    "NOT_RETRIED", "Section", "SectionValue", "Setting", "WriteResult",
 ]
 
 #: The common tag filter of filters and outputs. Plugins whose own `match` setting means
@@ -256,19 +258,41 @@ class RetryableError(Exception):
 
 @dataclass
 class WriteResult:
-    """Per-item outcome of `Output.write`. Indices refer to the events passed in;
-    every index not listed was delivered. `retry` items are retried alone;
-    `failed` items (index, reason) go to the dead-letter route."""
+    """Per-item outcome of `Output.write`. Indices refer to the items passed in (the
+    formatted items, or the events of an output that wants events); every index not
+    listed was delivered. `retry` items are retried alone; `failed` items (index,
+    reason) go to the dead-letter route."""
 
     retry: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
 class Output(Plugin):
-    """Outputs write chunks. The core's buffer engine (memory or file, per output)
-    batches events into chunks, calls `write`, retries, and dead-letters; the output
-    only speaks its protocol. Return None (all delivered) or a WriteResult; raise
-    RetryableError (or any exception) to retry the whole chunk."""
+    """Outputs are split as in Fluentd: `format` (pure CPU) and `write` (I/O only).
+
+    - `format(events) -> list[bytes]`: exactly one item per event, in order — the bytes
+      this output will send for it (a JSON line for file and stdout, the bulk action and
+      source lines for Elasticsearch, a msgpack entry for forward, a BSON document for
+      Mongo). Pure: no I/O, no state that changes, because it may run in a worker process
+      (pipeline.workers) built from the settings alone. The buffer stores these items
+      (memory and file buffers alike, sized by their byte length), so a replay never
+      formats again. Whatever `write` needs to know per event (a file path, a collection,
+      a tag) must be inside the item. If `format` raises, the core formats the events one
+      by one: the events that fail alone are dead-lettered with the reason, the rest go on.
+    - `async write(items) -> WriteResult | None`: sends a chunk of items. Return None
+      (all delivered) or a WriteResult whose indexes refer to `items`. Raise
+      RetryableError (or an OSError / TimeoutError) when the whole chunk may pass later:
+      it is retried with backoff, as is any exception of a client library's own. A
+      programming or data error (NOT_RETRIED: TypeError, ValueError, KeyError …)
+      dead-letters the chunk at once instead of failing the same way forever.
+    - `describe(item)`: what a dead letter shows for an item; the default decodes JSON
+      (JSON lines: a list when there are several) and falls back to base64.
+
+    Outputs that need `Event` objects (the embedding CallbackOutput, test collectors,
+    simple user plugins) do not override `format`: then `wants_events` is True and
+    `write` gets the events themselves, formatted nowhere; with pipeline workers such an
+    output is fed from the main process (its events travel back from the workers).
+    """
 
     kind = "output"
     common_settings = Plugin.common_settings + [
@@ -288,8 +312,20 @@ class Output(Plugin):
         resolve_buffer_config(self.params, type(self).buffer_defaults)
         self.injector = compile_injector(self.params["inject"]) if self.params.get("inject") else None
 
-    async def write(self, events: list[Event]) -> WriteResult | None:
+    @property
+    def wants_events(self) -> bool:
+        """True when this output takes events in `write` (it does not override `format`)."""
+        return type(self).format is Output.format
+
+    def format(self, events: list[Event]) -> list[bytes]:
         raise NotImplementedError
+
+    async def write(self, items: Any) -> WriteResult | None:
+        """`items`: list[bytes] from `format`, or list[Event] when `wants_events`."""
+        raise NotImplementedError
+
+    def describe(self, item: bytes) -> Any:
+        return describe_item(item)
 
 
 # ---- codecs ----------------------------------------------------------------------
@@ -331,3 +367,9 @@ class Codec(Plugin):
 
     def encode(self, events: list[Event]) -> bytes:
         raise NotImplementedError
+
+    def encode_each(self, events: list[Event]) -> list[bytes]:
+        """One encoded item per event (what `Output.format` of a codec-driven output
+        returns); override when a batch loop is cheaper than one `encode` per event."""
+        encode = self.encode
+        return [encode([ev]) for ev in events]

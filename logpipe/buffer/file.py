@@ -10,7 +10,9 @@ Layout of the buffer directory (one per output):
 
 A chunk file is `MAGIC`, a header frame (msgpack map: chunk key, creation time), then one
 frame per batch appended. A frame is `>III` (payload length, CRC-32 of the payload, event
-count) followed by the payload: msgpack [tag, [time_ns…], [record…], [meta…]]. A chunk is
+count) followed by the payload: a msgpack array of the output's formatted items (bin), or,
+for an output that wants events (and in chunks written before outputs formatted), msgpack
+[tag, [time_ns…], [record…], [meta…]] — the first element's type tells them apart. A chunk is
 deleted once its events are delivered or dead-lettered, so after a clean stop nothing is
 replayed twice; after kill -9 a chunk being written may be replayed (at-least-once).
 
@@ -131,6 +133,15 @@ def decode_events(payload: bytes) -> list[Event]:
     return list(map(Event, repeat(tag), times, records, metas))
 
 
+def decode_frame(payload: bytes) -> list[Any]:
+    """A frame's items (bytes), or its events for an event frame."""
+    value = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    if value and value[0].__class__ is bytes:
+        return list(value)
+    tag, times, records, metas = value
+    return list(map(Event, repeat(tag), times, records, metas))
+
+
 def _frame(payload: bytes, count: int) -> bytes:
     return FRAME.pack(len(payload), zlib.crc32(payload), count) + payload
 
@@ -209,14 +220,14 @@ def _resync(data: bytes, start: int, end: int) -> int | None:
     return None
 
 
-def read_events(data: bytes, scan: ScanResult | None = None) -> list[Event]:
-    """Events of the valid frames of a chunk file (`scan`'s spans; a fresh scan by default).
-    A frame whose CRC matched but whose payload does not decode is skipped."""
+def read_events(data: bytes, scan: ScanResult | None = None) -> list[Any]:
+    """Items (or events, see decode_frame) of the valid frames of a chunk file (`scan`'s
+    spans; a fresh scan by default). A frame whose CRC matched but whose payload does not decode is skipped."""
     scan = scan_chunk(data) if scan is None else scan
-    events: list[Event] = []
+    events: list[Any] = []
     for start, stop in scan.spans:
         try:
-            events.extend(decode_events(data[start + FRAME.size:stop]))
+            events.extend(decode_frame(data[start + FRAME.size:stop]))
         except Exception:  # noqa: BLE001 - a CRC collision on damaged bytes
             logging.getLogger("logpipe.buffer").warning("skipping an undecodable frame at byte %d", start)
     return events
@@ -355,8 +366,8 @@ class FileStore(BufferStore):
 
     # ---- appending -----------------------------------------------------------
 
-    def encode(self, events: list[Event]) -> tuple[Any, int]:
-        payload = encode_events(events)
+    def encode(self, items: list[Any]) -> tuple[Any, int]:
+        payload = msgpack.packb(items) if items[0].__class__ is bytes else encode_events(items)
         return payload, len(payload) + FRAME.size
 
     def new_chunk(self, key: ChunkKey) -> Chunk:
@@ -379,7 +390,7 @@ class FileStore(BufferStore):
         self._mark_dirty(chunk)
         return chunk
 
-    def append(self, chunk: Chunk, events: list[Event], payload: Any, nbytes: int, ack: Ack) -> None:
+    def append(self, chunk: Chunk, events: list[Any], payload: Any, nbytes: int, ack: Ack) -> None:
         """Append one frame; on failure cut the file back so no partial frame is left behind."""
         assert isinstance(chunk, FileChunk) and chunk.fd is not None
         frame = _frame(payload, len(events))
@@ -469,11 +480,11 @@ class FileStore(BufferStore):
 
     # ---- reading and forgetting ----------------------------------------------
 
-    async def load(self, chunk: Chunk) -> list[Event]:
+    async def load(self, chunk: Chunk) -> list[Any]:
         assert isinstance(chunk, FileChunk)
         return await asyncio.to_thread(self._load, chunk)
 
-    def _load(self, chunk: FileChunk) -> list[Event]:
+    def _load(self, chunk: FileChunk) -> list[Any]:
         try:
             with open(chunk.path, "rb") as f:
                 data = f.read()

@@ -1,9 +1,11 @@
-"""The memory buffer: chunks are lists of the events themselves.
+"""The memory buffer: chunks are lists of the output's formatted items (bytes), or of the
+events themselves for an output that wants events.
 
 Acknowledgements are held per chunk a put lands in and released only when that chunk is
-finished, so an input commits what an output has delivered and nothing more. Sizes are
-estimated from the msgpack size of a few sampled events (encoding every event only to
-count bytes would double the per-event cost of a put).
+finished, so an input commits what an output has delivered and nothing more. Formatted
+items are sized by their real length plus CPython's per-object cost, so total_limit_size
+bounds real memory; events are estimated from the msgpack size of a few sampled events
+(encoding every event only to count bytes would double the per-event cost of a put).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from logpipe.event import Event
 SAMPLE = 8
 #: Fixed per-event overhead added to the sampled size (tag, time, list framing).
 EVENT_OVERHEAD = 16
+#: What a bytes object costs beyond its length (object header) plus its slot in the chunk's list.
+ITEM_OVERHEAD = 33 + 8
 
 
 class MemoryChunk(Chunk):
-    __slots__ = ("acks", "events")
+    __slots__ = ("acks", "items")
 
     def __init__(self, key: ChunkKey) -> None:
         super().__init__(key)
-        self.events: list[Event] = []
+        self.items: list[Any] = []
         self.acks: list[Ack] = []
 
 
@@ -47,17 +51,19 @@ class MemoryStore(BufferStore):
     async def open(self) -> list[Chunk]:
         return []
 
-    def encode(self, events: list[Event]) -> tuple[Any, int]:
-        return None, estimate_size(events)
+    def encode(self, items: list[Any]) -> tuple[Any, int]:
+        if items and items[0].__class__ is bytes:
+            return None, sum(map(len, items)) + ITEM_OVERHEAD * len(items)
+        return None, estimate_size(items)
 
     def new_chunk(self, key: ChunkKey) -> Chunk:
         chunk = MemoryChunk(key)
         self._chunks.add(chunk)
         return chunk
 
-    def append(self, chunk: Chunk, events: list[Event], payload: Any, nbytes: int, ack: Ack) -> None:
+    def append(self, chunk: Chunk, items: list[Any], payload: Any, nbytes: int, ack: Ack) -> None:
         assert isinstance(chunk, MemoryChunk)
-        chunk.events.extend(events)
+        chunk.items.extend(items)
         ack.hold()
         chunk.acks.append(ack)
 
@@ -67,18 +73,18 @@ class MemoryStore(BufferStore):
     def seal(self, chunk: Chunk) -> None:
         """Nothing to do: a memory chunk needs no preparation to be written."""
 
-    async def load(self, chunk: Chunk) -> list[Event]:
+    async def load(self, chunk: Chunk) -> list[Any]:
         assert isinstance(chunk, MemoryChunk)
-        return chunk.events
+        return chunk.items
 
     async def discard(self, chunk: Chunk) -> None:
         assert isinstance(chunk, MemoryChunk)
         self._chunks.discard(chunk)
-        acks, chunk.acks, chunk.events = chunk.acks, [], []
+        acks, chunk.acks, chunk.items = chunk.acks, [], []
         for ack in acks:
             ack.release()
 
     async def close(self) -> int:
-        lost = sum(len(c.events) for c in self._chunks)
+        lost = sum(len(c.items) for c in self._chunks)
         self._chunks.clear()
         return lost

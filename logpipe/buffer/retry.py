@@ -74,3 +74,10 @@ class RetryState:
         if policy.timeout is not None and now + wait - self.started > policy.timeout:
             return None
         return wait
+
+
+#: Exceptions from Output.write that dead-letter a chunk at once instead of retrying it:
+#: programming and data errors fail the same way on every attempt. Everything else — I/O
+#: (RetryableError, OSError, TimeoutError) and client libraries' own errors — is retried.
+NOT_RETRIED: tuple[type[BaseException], ...] = (TypeError, ValueError, LookupError, AttributeError,
+                                                 ArithmeticError, AssertionError, NotImplementedError)

@@ -1,6 +1,6 @@
 """OutputRunner: the buffer and retry engine between the router and one output.
 
-    put(events, ack) ─▶ group by chunk key ─▶ staged chunk ─(full | flush_interval | flush())─▶ queue
+    put(events, ack) ─▶ group by chunk key ─▶ output.format ─▶ staged chunk ─(full | flush_interval | flush())─▶ queue
                                                                                  │
             flush_thread_count workers ◀─────────────────────────────────────────┘
               └─ output.write(chunk) ─▶ delivered | retry items alone | failed items ─▶ dead letter
@@ -19,6 +19,15 @@ Overflow (the buffer holds `total_limit_size` bytes):
   When only chunks being written are left, put waits as with `block`.
 - `throw_exception`: put raises BufferOverflowError without taking the events (no hold on
   the ack, so the batch completes when the pipeline's own hold ends); counted and logged.
+
+Formatting (Output.format, see logpipe/plugin.py) happens in put, once: chunks hold the
+formatted items, and a write, a retry or a replay after a restart sends those bytes as they
+are. An event `format` cannot encode is dead-lettered alone at put time; `put_formatted`
+takes items formatted elsewhere (pipeline workers). An output that wants events gets
+chunks of events, as before. Exceptions from write: RetryableError, OSError and
+TimeoutError (I/O) retry the chunk with backoff; programming and data errors (TypeError,
+ValueError … — logpipe.buffer.retry.NOT_RETRIED) dead-letter it at once; anything else (a client
+library's own exception) is retried, since it usually means the destination.
 
 Per-event Python work in put is grouping by key (one comparison per event with the tag as
 only key) plus, for the file buffer, the msgpack encoding; everything else is per chunk.
@@ -41,7 +50,7 @@ from logpipe.ack import Ack
 from logpipe.buffer.deadletter import DeadLetter, Failure, build_secondary
 from logpipe.buffer.keys import ChunkKey, compile_key_fn, group_events
 from logpipe.buffer.memory import MemoryStore
-from logpipe.buffer.retry import RetryPolicy, RetryState
+from logpipe.buffer.retry import NOT_RETRIED, RetryPolicy, RetryState
 from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
 from logpipe.buffer.store import BufferStore, Chunk
 from logpipe.event import Event
@@ -50,6 +59,7 @@ from logpipe.metrics import counter, gauge
 if TYPE_CHECKING:
     # Types only: logpipe.plugin imports this package (for BUFFER_SETTINGS).
     from logpipe.plugin import Output, WriteResult
+
 
 log = logging.getLogger("logpipe.buffer")
 
@@ -96,7 +106,9 @@ class OutputRunner:
         self._rng = rng
         self._sleep = sleep or self._interruptible_sleep
         secondary = build_secondary(cfg.secondary, output_factory) if cfg.secondary else None
-        self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log)
+        self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log, describe=output.describe)
+        #: Chunks hold formatted items (bytes) unless the output wants events.
+        self.formats = not output.wants_events
         self._staged: dict[ChunkKey, Chunk] = {}
         self._queue: deque[Chunk] = deque()
         self._inflight: set[Chunk] = set()
@@ -237,18 +249,38 @@ class OutputRunner:
     # ---- put -------------------------------------------------------------------
 
     async def put(self, events: list[Event], ack: Ack) -> None:
+        """Take a routed batch: group by chunk key, format (unless the output wants
+        events), buffer. `ack` is held until the buffer has delivered or stored it."""
         if not events:
             return
         if self._closing:
             raise RuntimeError(f"output {self.id}: put after stop")
+        groups: list[tuple[ChunkKey, list[Any]]] = group_events(events, self._key_fn)
+        if self.formats:
+            formatted = []
+            for key, group in groups:
+                items = await self._format(key, group)
+                if items:
+                    formatted.append((key, items))
+            groups = formatted
+        await self.put_formatted(groups, ack)
+
+    async def put_formatted(self, groups: list[tuple[ChunkKey, list[Any]]], ack: Ack) -> None:
+        """Buffer items already grouped by chunk key (and formatted, for an output that formats)."""
+        if self._closing:
+            raise RuntimeError(f"output {self.id}: put after stop")
         cfg = self.config
-        pieces: list[tuple[ChunkKey, list[Event], Any, int]] = []
+        pieces: list[tuple[ChunkKey, list[Any], Any, int]] = []
         total = 0
-        for key, group in group_events(events, self._key_fn):
+        count = 0
+        for key, group in groups:
+            count += len(group)
             for part, payload, size in self._encode(group):
                 pieces.append((key, part, payload, size))
                 total += size
-        await self._reserve(total, len(events))
+        if not pieces:
+            return
+        await self._reserve(total, count)
         for key, part, payload, size in pieces:
             while True:
                 try:
@@ -263,12 +295,21 @@ class OutputRunner:
                               self.id, len(part), exc, cfg.retry_wait)
                     await self._sleep(cfg.retry_wait)
         self._store.commit(ack)
-        self._account(total, len(events), 0)
+        self._account(total, count, 0)
         if cfg.flush_interval == 0:
             for chunk in list(self._staged.values()):
                 self._seal(chunk)
 
-    def _append(self, key: ChunkKey, part: list[Event], payload: Any, size: int, ack: Ack) -> None:
+    async def _format(self, key: ChunkKey, events: list[Event]) -> list[bytes]:
+        """The output's items for a group; events it cannot format are dead-lettered alone."""
+        items, failures = format_events(self.output, events)
+        if failures:
+            log.warning("output %s: %d event(s) could not be formatted; dead-lettered (first: %s)",
+                        self.id, len(failures), failures[0][1])
+            await self._dead_letter(failures, key)
+        return items
+
+    def _append(self, key: ChunkKey, part: list[Any], payload: Any, size: int, ack: Ack) -> None:
         """Append one encoded group to its staged chunk, sealing chunks that reach a limit."""
         cfg = self.config
         record_limit = cfg.chunk_limit_records or math.inf
@@ -290,7 +331,7 @@ class OutputRunner:
         if chunk.bytes >= cfg.chunk_limit_size or chunk.records >= record_limit:
             self._seal(chunk)
 
-    def _encode(self, events: list[Event]) -> list[tuple[list[Event], Any, int]]:
+    def _encode(self, events: list[Any]) -> list[tuple[list[Any], Any, int]]:
         """Encode a group, split in equal parts when it alone exceeds a chunk limit."""
         payload, size = self._store.encode(events)
         cfg = self.config
@@ -412,14 +453,27 @@ class OutputRunner:
             await self._finish(chunk)
 
     async def _write_chunk(self, chunk: Chunk) -> None:
-        events = await self._store.load(chunk)
+        items = await self._store.load(chunk)
+        key = chunk.key
+        if self.formats and items and isinstance(items[0], Event):
+            # A chunk buffered (file) before this output formatted: format it now, once.
+            items = await self._format(key, items)
         state: RetryState | None = None
-        while events:
+        while items:
             try:
-                result = await self.output.write(events)
+                result = await self.output.write(items)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - an output's failure of any kind: retry the chunk
+            except NOT_RETRIED as exc:
+                # A programming or data error fails the same way on every attempt.
+                self._count("write_errors", 1)
+                _release_frames(exc)
+                log.error("output %s: write of %d item(s) raised %s: %s; dead-lettered, not retried "
+                          "(not an I/O error)", self.id, len(items), type(exc).__name__, exc)
+                await self._dead_letter(
+                    [(it, f"write raised {type(exc).__name__}: {exc} (not retried)") for it in items], key)
+                return
+            except Exception as exc:  # noqa: BLE001 - I/O or a client library's failure: retry the chunk
                 self._count("write_errors", 1)
                 reason = f"{type(exc).__name__}: {exc}"
                 _release_frames(exc)
@@ -427,43 +481,43 @@ class OutputRunner:
                 wait = state.next_wait()
                 if wait is None:
                     await self._dead_letter(
-                        [(ev, f"gave up after {state.steps} attempt(s): {reason}") for ev in events])
+                        [(it, f"gave up after {state.steps} attempt(s): {reason}") for it in items], key)
                     return
                 log.warning("output %s: write of %d event(s) failed (%s); retry %d in %.2fs",
-                            self.id, len(events), reason, state.steps, wait)
+                            self.id, len(items), reason, state.steps, wait)
                 self._failing.add(chunk)
                 try:
-                    await self._retry_after(wait, len(events))
+                    await self._retry_after(wait, len(items))
                 finally:
                     self._failing.discard(chunk)
                 continue
             if result is None:
-                self._count("delivered", len(events))
+                self._count("delivered", len(items))
                 return
-            retry, failed = _outcomes(result, len(events))
+            retry, failed = _outcomes(result, len(items))
             if failed:
-                await self._dead_letter([(events[i], reason) for i, reason in failed])
-            self._count("delivered", len(events) - len(retry) - len(failed))
+                await self._dead_letter([(items[i], reason) for i, reason in failed], key)
+            self._count("delivered", len(items) - len(retry) - len(failed))
             if not retry:
                 return
-            events = [events[i] for i in retry]
+            items = [items[i] for i in retry]
             state = state or RetryState(self._policy, self._clock, self._rng)
             wait = state.next_wait()
             if wait is None:
                 await self._dead_letter(
-                    [(ev, f"gave up after {state.steps} attempt(s): the output kept asking for a retry")
-                     for ev in events])
+                    [(it, f"gave up after {state.steps} attempt(s): the output kept asking for a retry")
+                     for it in items], key)
                 return
-            await self._retry_after(wait, len(events))
+            await self._retry_after(wait, len(items))
 
     async def _retry_after(self, wait: float, count: int) -> None:
         await self._sleep(wait)
         self._count("retries", 1)
         self._count("retried", count)
 
-    async def _dead_letter(self, failures: list[Failure]) -> None:
+    async def _dead_letter(self, failures: list[Failure], key: ChunkKey | None = None) -> None:
         self._count("dead_lettered", len(failures))
-        await self._dead.send(failures)
+        await self._dead.send(failures, key[0] if key else None)
 
     async def _interruptible_sleep(self, delay: float) -> None:
         """Backoff sleep that flush() and stop() cut short."""
@@ -474,6 +528,32 @@ class OutputRunner:
     def _wake_retries(self) -> None:
         self._wake.set()
         self._wake = asyncio.Event()
+
+
+def format_events(output: Output, events: list[Event]) -> tuple[list[bytes], list[Failure]]:
+    """`output.format` over a batch: (items of the events it could format, in order;
+    (event, reason) for each it could not). The whole batch is tried first; only when it
+    raises (or breaks the one-item-per-event contract) are the events formatted one by one,
+    so one bad event costs only itself."""
+    fmt = output.format
+    try:
+        items = fmt(events)
+        if len(items) == len(events):
+            return items, []
+    except Exception:  # noqa: BLE001 - find out below which event it was
+        pass
+    items = []
+    failures: list[Failure] = []
+    for ev in events:
+        try:
+            one = fmt([ev])
+            if len(one) != 1:
+                raise ValueError(f"format returned {len(one)} items for one event")
+        except Exception as exc:  # noqa: BLE001 - any failure of an event's own: dead-letter it
+            failures.append((ev, f"format failed: {type(exc).__name__}: {exc}"))
+            continue
+        items.append(one[0])
+    return items, failures
 
 
 def _outcomes(result: WriteResult, n: int) -> tuple[list[int], list[tuple[int, str]]]:

@@ -1,8 +1,9 @@
 """What the runner needs from a buffer storage (memory or file).
 
 The runner owns the policy — chunking, limits, flushing, retries; a store only keeps
-chunks: appends batches to them, seals them for flushing, hands their events back and
-forgets them. The two stores differ in when an input's acknowledgement may complete:
+chunks: appends batches to them, seals them for flushing, hands their items back and
+forgets them. Items are the output's formatted bytes (Output.format), or Event objects
+for an output that wants events. The two stores differ in when an input's acknowledgement may complete:
 the memory store holds it until the chunk is finished (delivered, dead-lettered or
 dropped), the file store only until the batch is durably on disk.
 """
@@ -16,7 +17,6 @@ from typing import Any
 
 from logpipe.ack import Ack
 from logpipe.buffer.keys import ChunkKey
-from logpipe.event import Event
 
 
 class Chunk:
@@ -52,14 +52,14 @@ class BufferStore(ABC):
         """Prepare the storage; return chunks left from an earlier run, sealed, oldest first."""
 
     @abstractmethod
-    def encode(self, events: list[Event]) -> tuple[Any, int]:
+    def encode(self, items: list[Any]) -> tuple[Any, int]:
         """Prepare a batch for `append`: (payload, size in bytes counted against the limits)."""
 
     @abstractmethod
     def new_chunk(self, key: ChunkKey) -> Chunk: ...
 
     @abstractmethod
-    def append(self, chunk: Chunk, events: list[Event], payload: Any, nbytes: int, ack: Ack) -> None:
+    def append(self, chunk: Chunk, items: list[Any], payload: Any, nbytes: int, ack: Ack) -> None:
         """Add an encoded batch to a staged chunk."""
 
     @abstractmethod
@@ -71,8 +71,8 @@ class BufferStore(ABC):
         """No more appends: the chunk is queued for flushing."""
 
     @abstractmethod
-    async def load(self, chunk: Chunk) -> list[Event]:
-        """The chunk's events, for writing."""
+    async def load(self, chunk: Chunk) -> list[Any]:
+        """The chunk's items, for writing (events for a chunk stored before its output formatted)."""
 
     @abstractmethod
     async def discard(self, chunk: Chunk) -> None:

@@ -45,3 +45,9 @@ class JsonCodec(Codec):
         meta = self.params["metadata"]
         sep = self.separator
         return b"".join(dumps(event_document(ev, meta), default=str) + sep for ev in events)
+
+    def encode_each(self, events: list[Event]) -> list[bytes]:
+        dumps = orjson.dumps
+        meta = self.params["metadata"]
+        sep = self.separator
+        return [dumps(event_document(ev, meta), default=str) + sep for ev in events]

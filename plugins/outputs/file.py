@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from typing import IO
+from typing import IO, Any
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
+from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
 from logpipe.registry import create_codec
 
@@ -33,27 +34,45 @@ class FileOutput(Output):
         if ".." in path.split(os.sep):
             raise ConfigError("file output path must not contain '..'", setting="path")
         self._path = compile_sprintf(path)
+        #: Without sprintf every event goes to one file and items are the codec's bytes alone.
+        self._fixed_path: str | None = None if "%{" in path else path
         self._codec: Codec = self.params["codec"] or create_codec("json_lines")
         self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
 
-    async def write(self, events: list[Event]) -> WriteResult | None:
-        groups: dict[str, list[Event]] = {}
+    def format(self, events: list[Event]) -> list[bytes]:
+        """The codec's bytes per event; with a sprintf path, prefixed by the rendered path."""
+        encoded = self._codec.encode_each(events)
+        if self._fixed_path is not None:
+            return encoded
         render = self._path
-        for ev in events:
-            groups.setdefault(render(ev), []).append(ev)
-        for path, group in groups.items():
-            try:
-                fh = self._open(path)
-                fh.write(self._codec.encode(group))
-                fh.flush()
-                if self.params["fsync"]:
-                    os.fsync(fh.fileno())
-            except OSError as exc:
-                # The retry reopens the file: a handle that failed (a remounted or full disk)
-                # may keep failing. exc.filename is unset for write errors, hence `path`.
-                self._forget(path)
-                raise RetryableError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        return [pack_routed(render(ev), data) for ev, data in zip(events, encoded)]
+
+    def describe(self, item: bytes) -> Any:
+        if self._fixed_path is not None:
+            return super().describe(item)
+        path, data = unpack_routed(item)
+        return {"path": path, "data": super().describe(data)}
+
+    async def write(self, items: list[bytes]) -> WriteResult | None:
+        if self._fixed_path is not None:
+            self._append(self._fixed_path, items)
+            return None
+        for path, (_, payloads) in group_routed(items).items():
+            self._append(path, payloads)
         return None
+
+    def _append(self, path: str, payloads: list[bytes]) -> None:
+        try:
+            fh = self._open(path)
+            fh.write(b"".join(payloads))
+            fh.flush()
+            if self.params["fsync"]:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            # The retry reopens the file: a handle that failed (a remounted or full disk)
+            # may keep failing. exc.filename is unset for write errors, hence `path`.
+            self._forget(path)
+            raise RetryableError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     def _forget(self, path: str) -> None:
         fh = self._files.pop(path, None)

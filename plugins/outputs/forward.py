@@ -28,7 +28,16 @@ import msgpack
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.helpers.forward_protocol import NS, event_time, password_digest, shared_key_digest, to_bytes
+from logpipe.helpers.forward_protocol import (
+    NS,
+    event_time,
+    ext_hook,
+    password_digest,
+    shared_key_digest,
+    time_to_ns,
+    to_bytes,
+)
+from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.helpers.tls import TlsClient
 from logpipe.plugin import Output, RetryableError, Section, SectionValue, Setting, WriteResult
 
@@ -216,10 +225,25 @@ class ForwardOutput(Output):
 
     # ---- writing -------------------------------------------------------------------
 
-    async def write(self, events: list[Event]) -> WriteResult | None:
-        if not events:
+    def format(self, events: list[Event]) -> list[bytes]:
+        """One forward entry per event — msgpack [time, record] — prefixed by its tag."""
+        pack = msgpack.Packer(use_bin_type=True, default=str).pack
+        if self.time_as_integer:
+            return [pack_routed(ev.tag, pack((ev.time // NS, ev.record))) for ev in events]
+        return [pack_routed(ev.tag, pack((event_time(ev.time), ev.record))) for ev in events]
+
+    def describe(self, item: bytes) -> Any:
+        tag, entry = unpack_routed(item)
+        try:
+            when, record = msgpack.unpackb(entry, raw=False, strict_map_key=False, ext_hook=ext_hook)
+        except Exception:  # noqa: BLE001 - a damaged item: show its bytes
+            return {"tag": tag, "entry": super().describe(entry)}
+        return {"tag": tag, "time": time_to_ns(when), "record": record}
+
+    async def write(self, items: list[bytes]) -> WriteResult | None:
+        if not items:
             return None
-        messages, chunk_ids = self._encode(events)
+        messages, chunk_ids = self._messages(items)
         errors: list[str] = []
         for server in self._candidates():
             try:
@@ -232,24 +256,14 @@ class ForwardOutput(Output):
                 errors.append(f"{server}: {exc}")
         raise RetryableError("no forward server took the chunk: " + ("; ".join(errors) or "none available"))
 
-    def _encode(self, events: list[Event]) -> tuple[list[bytes], list[str]]:
+    def _messages(self, items: list[bytes]) -> tuple[list[bytes], list[str]]:
         """PackedForward message(s), one per tag, with chunk ids when acks are required."""
-        by_tag: dict[str, list[Event]] = {}
-        for ev in events:
-            group = by_tag.get(ev.tag)
-            if group is None:
-                by_tag[ev.tag] = group = []
-            group.append(ev)
         packer = msgpack.Packer(use_bin_type=True, default=str)
         messages: list[bytes] = []
         chunk_ids: list[str] = []
-        for tag, group in by_tag.items():
-            if self.time_as_integer:
-                pairs = [(ev.time // NS, ev.record) for ev in group]
-            else:
-                pairs = [(event_time(ev.time), ev.record) for ev in group]
-            entries = _strip_array_header(packer.pack(pairs), len(pairs))
-            option: dict[str, Any] = {"size": len(pairs)}
+        for tag, (_, group) in group_routed(items).items():
+            entries = b"".join(group)
+            option: dict[str, Any] = {"size": len(group)}
             if self.compress == "gzip":
                 z = zlib.compressobj(6, zlib.DEFLATED, 31)
                 entries = z.compress(entries) + z.flush()
@@ -359,13 +373,3 @@ class ForwardOutput(Output):
         except BaseException:
             conn.close()
             raise
-
-
-def _strip_array_header(packed: bytes, count: int) -> bytes:
-    """msgpack of a list minus its array header: the concatenated entries PackedForward wants
-    (one C-level pack instead of one call per event)."""
-    if count < 16:
-        return packed[1:]
-    if count < 1 << 16:
-        return packed[3:]
-    return packed[5:]

@@ -20,8 +20,11 @@ class StdoutOutput(Output):
         super().__init__(**settings)
         self._codec: Codec = self.params["codec"] or create_codec("rubydebug")
 
-    async def write(self, events: list[Event]) -> WriteResult | None:
-        data = self._codec.encode(events)
+    def format(self, events: list[Event]) -> list[bytes]:
+        return self._codec.encode_each(events)
+
+    async def write(self, items: list[bytes]) -> WriteResult | None:
+        data = b"".join(items)
         if self.params["fd"] is not None:
             view = memoryview(data)
             while view:

@@ -113,7 +113,7 @@ async def test_file_output_write_error_names_the_file_and_drops_the_handle() -> 
 
     out = registry.create("output", "file", path="/dev/full")
     with pytest.raises(RetryableError, match="cannot write /dev/full: No space left on device"):
-        await out.write([Event("t", EVENT_TIME, {"n": 1})])  # type: ignore[attr-defined]
+        await out.write(out.format([Event("t", EVENT_TIME, {"n": 1})]))  # type: ignore[attr-defined]
     assert not out._files  # type: ignore[attr-defined]  # the retry opens the file afresh
 
 

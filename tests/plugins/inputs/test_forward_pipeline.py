@@ -41,7 +41,7 @@ async def test_forward_aggregator_config(tmp_path: Path, monkeypatch: pytest.Mon
         out = ForwardOutput(port=port, shared_key="agg-key", self_hostname="agent", require_ack_response=True,
                             heartbeat_type="none")
         await out.start()
-        assert await out.write(sent) is None  # acked: durable in the aggregator's file buffer
+        assert await out.write(out.format(sent)) is None  # acked: durable in the aggregator's file buffer
         await out.close()
         target = tmp_path / "aggregated" / "forward-2023.11.14.log"
         async with asyncio.timeout(10):  # the buffer flushes after flush_interval (1s)

@@ -53,8 +53,8 @@ async def test_roundtrip_through_forward_input_with_acks(compress: str) -> None:
         port=inp.bound_port, require_ack_response=True, compress=compress
     ) as out:
         sent = events(500, ("app.a", "app.b"))
-        assert await out.write(sent) is None
-        assert await out.write(events(3)) is None  # the kept-alive connection is reused
+        assert await out.write(out.format(sent)) is None
+        assert await out.write(out.format(events(3))) is None  # the kept-alive connection is reused
     assert len(col.batches) == 3  # one PackedForward per tag, then one more
     by_i = {(e.tag, e.record["i"]): e for e in col.events[:500]}
     for ev in sent:
@@ -69,15 +69,15 @@ async def test_handshake_user_and_tls(tmp_path: Path) -> None:
     async with running(inp, col):
         async with output(port=inp.bound_port, host="localhost", shared_key="k3y", username="bob", password="pw",
                           tls=True, tls_ca_cert_path=cert, require_ack_response=True) as out:
-            assert await out.write(events(10)) is None
+            assert await out.write(out.format(events(10))) is None
         async with output(port=inp.bound_port, host="localhost", shared_key="k3y", username="bob",
                           password="wrong", tls=True, tls_ca_cert_path=cert) as out:
             with pytest.raises(RetryableError, match="username/password mismatch"):
-                await out.write(events(1))
+                await out.write(out.format(events(1)))
         async with output(port=inp.bound_port, host="localhost", shared_key="k3y", username="bob", password="pw",
                           tls=True, tls_ca_cert_path=cert, self_hostname="agg") as out:
             with pytest.raises(RetryableError):
-                await out.write(events(1))  # the input refuses a peer with its own hostname
+                await out.write(out.format(events(1)))  # the input refuses a peer with its own hostname
     assert len(col.events) == 10
 
 
@@ -87,10 +87,10 @@ async def test_ack_timeout_raises_retryable_and_retry_delivers() -> None:
         port=inp.bound_port, require_ack_response=True, ack_response_timeout=0.2
     ) as out:
         with pytest.raises(RetryableError, match="no ack"):
-            await out.write(events(5))
+            await out.write(out.format(events(5)))
         assert len(col.events) == 5  # the server got them; the retry may duplicate, never lose
         col.auto_ack = True
-        assert await out.write(events(5)) is None
+        assert await out.write(out.format(events(5))) is None
     assert len(col.events) == 10
 
 
@@ -142,7 +142,7 @@ async def test_wire_format_packed_forward_with_event_time() -> None:
     async with Peer(lambda opt: {"ack": opt["chunk"]}) as peer, output(
         port=peer.port, require_ack_response=True, compress="gzip"
     ) as out:
-        await out.write(events(20))
+        await out.write(out.format(events(20)))
     tag, entries, option = peer.messages[0]
     assert tag == "app.a"
     assert isinstance(entries, bytes)
@@ -155,7 +155,7 @@ async def test_wire_format_packed_forward_with_event_time() -> None:
 
 async def test_time_as_integer_and_no_ack() -> None:
     async with Peer() as peer, output(port=peer.port, time_as_integer=True) as out:
-        await out.write(events(2))
+        await out.write(out.format(events(2)))
         await asyncio.wait_for(peer.received.wait(), 5)
     assert peer.messages[0][0] == "app.a"
     _, entries, option = peer.messages[0]
@@ -168,7 +168,7 @@ async def test_wrong_or_missing_ack_is_retried(reply: Callable[[dict[str, Any]],
     async with Peer(reply) as peer, output(port=peer.port, require_ack_response=True,
                                            ack_response_timeout=0.2) as out:
         with pytest.raises(RetryableError, match="no ack"):
-            await out.write(events(1))
+            await out.write(out.format(events(1)))
 
 
 async def test_peer_closing_before_ack_fails_over() -> None:
@@ -176,7 +176,7 @@ async def test_peer_closing_before_ack_fails_over() -> None:
         servers=[f"127.0.0.1:{bad.port}:100", {"host": "127.0.0.1", "port": good.port, "standby": True}],
         require_ack_response=True,
     ) as out:
-        assert await out.write(events(3)) is None
+        assert await out.write(out.format(events(3))) is None
         assert len(bad.messages) == 1 and len(good.messages) == 1
         assert not out.servers[0].healthy
 
@@ -190,7 +190,7 @@ async def test_failover_from_a_dead_server() -> None:
         servers=[f"127.0.0.1:{free_port()}:1000", f"127.0.0.1:{inp.bound_port}:1"], require_ack_response=True
     ) as out:
         for _ in range(3):
-            assert await out.write(events(2)) is None
+            assert await out.write(out.format(events(2))) is None
         assert not out.servers[0].healthy and out.servers[1].healthy
     assert len(col.events) == 6
 
@@ -204,7 +204,7 @@ async def test_weights_spread_the_load_and_standby_waits() -> None:
                    {"host": "127.0.0.1", "port": standby.bound_port, "standby": "true"}]
         async with output(servers=servers, require_ack_response=True) as out:
             for _ in range(40):
-                await out.write(events(1))
+                await out.write(out.format(events(1)))
     assert cols[0].events and cols[1].events and not cols[2].events
     assert len(cols[0].events) + len(cols[1].events) == 40
 
@@ -212,9 +212,9 @@ async def test_weights_spread_the_load_and_standby_waits() -> None:
 async def test_nothing_reachable_raises_retryable() -> None:
     async with output(servers=[f"127.0.0.1:{free_port()}"], connect_timeout=1) as out:
         with pytest.raises(RetryableError, match="no forward server"):
-            await out.write(events(1))
+            await out.write(out.format(events(1)))
         with pytest.raises(RetryableError, match="none available"):
-            await out.write(events(1))  # marked down until recover_wait passes
+            await out.write(out.format(events(1)))  # marked down until recover_wait passes
 
 
 async def test_heartbeat_marks_servers_down_and_up() -> None:
@@ -229,7 +229,7 @@ async def test_heartbeat_marks_servers_down_and_up() -> None:
             async with asyncio.timeout(5):
                 while not server.healthy:
                     await asyncio.sleep(0.01)
-            assert await out.write(events(1)) is None
+            assert await out.write(out.format(events(1))) is None
             await col.wait_events(1)
 
 
@@ -261,13 +261,13 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused() -> None
     """Without acks a chunk written into a connection the server already closed would
     vanish: the output must notice the close and connect again."""
     async with Peer(lambda opt: "close") as peer, output(port=peer.port) as out:
-        await out.write(events(1, ("first",)))
+        await out.write(out.format(events(1, ("first",))))
         await asyncio.wait_for(peer.received.wait(), 5)
         async with asyncio.timeout(5):
             while not out.servers[0].idle[0].reader.at_eof():
                 await asyncio.sleep(0.01)
         peer.received.clear()
-        await out.write(events(1, ("second",)))
+        await out.write(out.format(events(1, ("second",))))
         await asyncio.wait_for(peer.received.wait(), 5)
     assert [m[0] for m in peer.messages] == ["first", "second"]
 
@@ -303,7 +303,7 @@ async def test_handshake_with_a_fluent_bit_style_server() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         async with output(port=port, shared_key="k3y", self_hostname="lp", require_ack_response=True) as out:
-            await out.write(events(3))
+            await out.write(out.format(events(3)))
     finally:
         server.close()
     assert got["salt_is_str"] and got["digest_ok"]
