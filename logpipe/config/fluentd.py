@@ -484,7 +484,8 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
         else:
             raise _unknown_directive(element, TOP_DIRECTIVES)
     filters, outputs = _scope(top, None)
-    _check_label_references(config.inputs, labels)
+    _check_label_references(config.inputs + _relabels(filters) + [
+        node for _, label_filters, _ in labels.values() for node in _relabels(label_filters)], labels)
     if labels or _sends_error_events(top):
         # Error events (Fluentd's emit_error_event) carry the @ERROR label: without a
         # <label @ERROR> they must reach no top-level <match>, as in Fluentd.
@@ -504,6 +505,19 @@ def _sends_error_events(elements: list[Element]) -> bool:
         if param is not None and _plain(param.value) in _ERROR_EMITTERS:
             return True
     return False
+
+
+def _relabels(nodes: list[Node]) -> list[PluginNode]:
+    """The relabel steps among a scope's filters (their `@label` must name a label)."""
+    found: list[PluginNode] = []
+    for node in nodes:
+        if isinstance(node, PluginNode):
+            if node.kind == "filter" and node.name == "relabel":
+                found.append(node)
+        else:
+            for branch in node.branches:
+                found.extend(_relabels(branch.body))
+    return found
 
 
 def _without_workers(children: list[Element]) -> list[Element]:
@@ -554,6 +568,15 @@ def _scope(elements: list[Element], label: Element | None) -> tuple[list[Node], 
                 condition = BoolOp("and", match, Not(TagMatch(list(earlier), element.pos), element.pos), element.pos)
             node = plugin_node(element, "filter")
             filters.append(IfNode([Branch(condition, [node], element.pos)], element.pos))
+        elif _plugin_name(element) == "relabel":
+            # Fluentd re-emits into the label: here a step at this place of the filter chain moves
+            # the events there; the later filters and matches of this scope no longer see them.
+            condition = match if not earlier else BoolOp(
+                "and", match, Not(TagMatch(list(earlier), element.pos), element.pos), element.pos)
+            if "@label" not in element.params:
+                raise ConfigError("a 'relabel' match needs '@label' (the label to move events to)", element.pos)
+            filters.append(IfNode([Branch(condition, [plugin_node(element, "filter")], element.pos)], element.pos))
+            earlier.extend(patterns)
         else:
             branches.append(Branch(match, _match_outputs(element), element.pos))
             earlier.extend(patterns)
@@ -581,15 +604,16 @@ def _labelled(
 ) -> tuple[list[Node], list[Node]]:
     """Wrap each scope in a branch on `[@metadata][_label]`."""
     unlabelled: Expr = Not(Truthy(FieldRef(list(LABEL_META), pos), pos), pos)
-    filter_branches = [Branch(unlabelled, filters, pos)] if filters else []
+    # One conditional per scope, run one after another: an event a scope moves to another
+    # label (relabel, @ERROR) meets that label's filters further down.
+    wrapped_filters: list[Node] = [IfNode([Branch(unlabelled, filters, pos)], pos)] if filters else []
     output_branches = [Branch(unlabelled, outputs, pos)] if outputs else []
     for name, (element, label_filters, label_outputs) in labels.items():
         test = Compare("==", FieldRef(list(LABEL_META), element.pos), Literal(name, element.pos), element.pos)
         if label_filters:
-            filter_branches.append(Branch(test, label_filters, element.pos))
+            wrapped_filters.append(IfNode([Branch(test, label_filters, element.pos)], element.pos))
         if label_outputs:
             output_branches.append(Branch(test, label_outputs, element.pos))
-    wrapped_filters: list[Node] = [IfNode(filter_branches, filter_branches[0].pos)] if filter_branches else []
     wrapped_outputs: list[Node] = [IfNode(output_branches, output_branches[0].pos)] if output_branches else []
     return wrapped_filters, wrapped_outputs
 
@@ -630,6 +654,10 @@ def plugin_node(element: Element, kind: str) -> PluginNode:
         target = "id" if key == "@id" else key
         node.settings[target] = Value(param.value, param.value_pos)
         node.setting_pos[target] = param.key_pos
+    if kind == "output" and name == "stdout" and "codec" not in node.settings and not any(
+            c.name == "format" for c in element.children):
+        # Fluentd prints `time tag: {json}`, not Logstash's rubydebug.
+        node.settings["codec"] = Value("fluentd_stdout", node.pos)
     for name_, group in _grouped(element.children).items():
         value: Any = _as_dict(group[0]) if len(group) == 1 else [_as_dict(g) for g in group]
         node.settings[name_] = Value(value, group[0].pos)

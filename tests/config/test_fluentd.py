@@ -311,8 +311,8 @@ LABELS = """\
 
 def test_labels_wrap_scopes_on_metadata_label():
     config = parse(LABELS)
-    (filters,) = config.filters
-    top, staging = filters.branches
+    # one conditional per scope, in order, so an event moved to a label meets its filters
+    (top,), (staging,) = (node.branches for node in config.filters)
     assert isinstance(top.condition, Not)
     assert top.condition.operand.operand == FieldRef(["@metadata", "_label"], top.condition.pos)
     assert isinstance(staging.condition, Compare) and staging.condition.op == "=="

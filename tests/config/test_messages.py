@@ -37,8 +37,8 @@ def test_well_known_plugins_logpipe_does_not_provide() -> None:
         error_of("<match **>\n  @type s3\n</match>\n").message
     assert "'graphite' is a Logstash output plugin that logpipe does not provide" in \
         error_of("input { stdin {} }\noutput { graphite {} }\n").message
-    assert "'kubernetes_metadata' is a Fluentd filter plugin" in \
-        error_of("<filter **>\n  @type kubernetes_metadata\n</filter>\n<match **>\n  @type null\n</match>\n").message
+    assert "'detect_exceptions' is a Fluentd filter plugin" in \
+        error_of("<filter **>\n  @type detect_exceptions\n</filter>\n<match **>\n  @type null\n</match>\n").message
 
 
 @pytest.mark.parametrize("typo, names, expected", [
