@@ -174,3 +174,34 @@ output {{ file {{ id => "down" path => "{blocked}" buffer => file flush_interval
     assert took < 5, f"SIGTERM took {took:.1f}s"
     chunks = list((tmp_path / "state").rglob("*.chunk"))
     assert chunks, "the buffered lines must stay on disk for the next start"
+
+
+async def test_rotated_name_inside_the_glob_is_not_read_again(tmp_path: Path) -> None:
+    """Item 8: `path => app.log*`, rotate_wait ends before the next glob refresh. Before: the
+    released file was forgotten and rediscovered as app.log.1 from offset 0 — every line
+    delivered twice."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(f"first {i}\n".encode() for i in range(100)))
+    plugin = TailInput(path=[str(tmp_path / "app.log*")], read_from_head=True, stat_interval=0.02,
+                       refresh_interval=0.5, rotate_wait=0.05, save_interval=0.02,
+                       pos_file=str(tmp_path / "pos"))
+    sink = Lines()
+    task = asyncio.create_task(plugin.run(InputContext(sink.emit, str(tmp_path / "state"), plugin.id)))
+    try:
+        await sink.wait_for(100)
+        log.rename(tmp_path / "app.log.1")
+        log.write_bytes(b"".join(f"second {i}\n".encode() for i in range(100)))
+        await sink.wait_for(200)
+        tailer = plugin._tailer
+        assert tailer is not None
+        async with asyncio.timeout(10):  # until a glob refresh has seen app.log.1 again
+            while not any(f.path.endswith("app.log.1") for f in tailer.files.values()):
+                await asyncio.sleep(0.02)
+        for _ in range(10):  # a few polls of the adopted file: nothing more may come out of it
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await plugin.close()
+    messages = [ev.record["message"] for ev in sink.events]
+    assert len(messages) == 200 and len(set(messages)) == 200

@@ -55,6 +55,8 @@ class Tailer:
         self.matcher = PathMatcher(opts.paths, opts.excludes)
         self.files: dict[Key, TailedFile] = {}
         self.released: dict[Key, TailedFile] = {}
+        #: Identities the globs matched at the last discovery, under whatever name.
+        self.last_seen: set[Key] = set()
         self.ignored: dict[Key, int] = {}
         self.stored = load_positions(opts.pos_file)
         self.dirty = False
@@ -134,6 +136,7 @@ class Tailer:
                 self.ignored.setdefault(key, st.st_size)
                 continue
             self.open(path, from_head=not initial)
+        self.last_seen = seen
         if self.ignored.keys() - seen:  # ignored files gone from the globs: forget them (bounded)
             self.ignored = {k: v for k, v in self.ignored.items() if k in seen}
         if initial:
@@ -599,9 +602,13 @@ class Tailer:
     def forget_released(self) -> None:
         """A file let go after rotation is forgotten once its last batch is acknowledged
         and its old path names another file (as Fluentd compacts its pos_file): otherwise
-        every rotation would add an entry kept in memory and written by every save."""
+        every rotation would add an entry kept in memory and written by every save. While
+        the globs still match its identity under another name (`app.log*` matching
+        `app.log.1`) it is kept, so the next discovery resumes it where it ended instead of
+        reading it again from 0."""
         for key, f in list(self.released.items()):
-            if f.rotated_at is not None and not f.acks.pending and not _still_there(f.position()):
+            if (f.rotated_at is not None and not f.acks.pending and key not in self.last_seen
+                    and not _still_there(f.position())):
                 del self.released[key]
 
 
