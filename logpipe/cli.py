@@ -54,6 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     test = sub.add_parser("test", help="run config unit tests (YAML/TOML test files); exit 0 only if all pass")
     test.add_argument("files", nargs="+", metavar="FILE", help="test files (see `logpipe test --help`)")
     test.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report here")
+    dlq = sub.add_parser("dlq", help="dead letters: list (grouped by reason), show, replay into an output")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="counts per output and reason")
+    dlq_list.add_argument("file")
+    dlq_show = dlq_sub.add_parser("show", help="the entries, as JSON")
+    dlq_show.add_argument("file")
+    dlq_show.add_argument("--reason", help="only entries whose reason contains this")
+    dlq_show.add_argument("--output", help="only entries of this output id")
+    dlq_show.add_argument("--limit", type=int, default=20)
+    dlq_replay = dlq_sub.add_parser("replay", help="send entries to an output of a config; keep what fails again")
+    dlq_replay.add_argument("file")
+    dlq_replay.add_argument("-f", "--config", dest="paths", action="append", required=True, metavar="PATH")
+    dlq_replay.add_argument("--output", dest="to", required=True, metavar="ID", help="the output's id in the config")
+    dlq_replay.add_argument("--reason", help="only entries whose reason contains this")
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
     plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
     sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
@@ -102,6 +116,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_OK
         if args.command == "test":
             return _test(args)
+        if args.command == "dlq":
+            return _dlq(args)
         pipeline = _build(args)
         if args.command == "check":
             print("Configuration OK")
@@ -155,6 +171,21 @@ def _test(args: argparse.Namespace) -> int:
         with open(args.junit, "wb") as fh:
             fh.write(junit_xml(results))
     return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from logpipe import dlq
+
+    if args.dlq_command == "list":
+        print(dlq.summary(dlq.read_entries(args.file)))
+        return EXIT_OK
+    if args.dlq_command == "show":
+        print(dlq.show(dlq.select(dlq.read_entries(args.file), args.reason, args.output), args.limit))
+        return EXIT_OK
+    replayed, again, unreplayable = asyncio.run(dlq.replay(args.file, args.paths, args.to, args.reason))
+    print(f"replayed {replayed}, failed again {again} (kept, with the new reason), "
+          f"not replayable {unreplayable} (kept)")
+    return EXIT_OK if again == 0 else EXIT_ERROR
 
 
 def _port(text: str) -> int:
