@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     dlq_replay.add_argument("-f", "--config", dest="paths", action="append", required=True, metavar="PATH")
     dlq_replay.add_argument("--output", dest="to", required=True, metavar="ID", help="the output's id in the config")
     dlq_replay.add_argument("--reason", help="only entries whose reason contains this")
+    tap = sub.add_parser("tap", help="watch the events leaving a filter of the running daemon (JSON lines)")
+    tap.add_argument("--id", required=True, help="the filter's id")
+    tap.add_argument("--limit", type=int, default=20, help="stop after this many events (default 20)")
+    tap.add_argument("--sample", type=int, default=1, help="show every Nth event (default 1)")
+    tap.add_argument("--http-host", default="127.0.0.1")
+    tap.add_argument("--http-port", type=_port, default=9600)
+    tap.add_argument("--pretty", action="store_true", help="indented JSON instead of one line per event")
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
     plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
     sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
@@ -118,6 +125,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _test(args)
         if args.command == "dlq":
             return _dlq(args)
+        if args.command == "tap":
+            return _tap(args)
         pipeline = _build(args)
         if args.command == "check":
             print("Configuration OK")
@@ -186,6 +195,36 @@ def _dlq(args: argparse.Namespace) -> int:
     print(f"replayed {replayed}, failed again {again} (kept, with the new reason), "
           f"not replayable {unreplayable} (kept)")
     return EXIT_OK if again == 0 else EXIT_ERROR
+
+
+def _tap(args: argparse.Namespace) -> int:
+    """Poll the daemon's /tap until `--limit` events were shown (Ctrl-C ends it sooner)."""
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    shown = 0
+    try:
+        while shown < args.limit:
+            query = urlencode({"id": args.id, "limit": args.limit - shown, "sample": args.sample, "wait": 10})
+            url = f"http://{args.http_host}:{args.http_port}/tap?{query}"
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    body = response.read().decode()
+            except urllib.error.HTTPError as exc:
+                print(f"logpipe tap: {exc.read().decode().strip()}", file=sys.stderr)
+                return EXIT_ERROR
+            except OSError as exc:
+                print(f"logpipe tap: cannot reach the daemon's HTTP API at {args.http_host}:{args.http_port} "
+                      f"({exc}); is it running, with the API on?", file=sys.stderr)
+                return EXIT_ERROR
+            for line in body.splitlines():
+                print(json.dumps(json.loads(line), indent=2) if args.pretty else line, flush=True)
+                shown += 1
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def _port(text: str) -> int:

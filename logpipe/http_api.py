@@ -95,7 +95,7 @@ class HttpApi:
         path = target.split("?", 1)[0]
         route = self._routes.get(path)
         if route is None:
-            return Response(404, b"not found; endpoints: /healthz /readyz /metrics /stats\n")
+            return Response(404, b"not found; endpoints: /healthz /readyz /metrics /stats /tap\n")
         if method not in ("GET", "HEAD"):
             return Response(405, b"only GET is supported\n")
         try:
@@ -120,6 +120,17 @@ class HttpApi:
         return Response(200, body, "application/json")
 
     _routes = {"/healthz": _healthz, "/readyz": _readyz, "/metrics": _metrics, "/stats": _stats}
+
+    async def _tap(self, target: str) -> Response:
+        """GET /tap?id=FILTER&limit=N&sample=N&wait=S: a long poll (logpipe.tap)."""
+        from logpipe.tap import TapRequestError, parse_query, tap
+
+        try:
+            plugin_id, limit, sample, wait = parse_query(target)
+            body = await tap(getattr(self.view, "pipeline", None), plugin_id, limit, sample, wait)
+        except TapRequestError as exc:
+            return Response(exc.status, str(exc).encode() + b"\n")
+        return Response(200, body, "application/x-ndjson")
 
     # ---- the server --------------------------------------------------------------
 
@@ -158,7 +169,10 @@ class HttpApi:
             except _BadRequest as exc:
                 response, method = Response(exc.status, str(exc).encode() + b"\n"), "GET"
             else:
-                response = self.handle(method, target)
+                if target.split("?", 1)[0] == "/tap" and method == "GET":
+                    response = await self._tap(target)
+                else:
+                    response = self.handle(method, target)
             writer.write(_render(response, head_only=method == "HEAD"))
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
