@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     tap.add_argument("--http-host", default="127.0.0.1")
     tap.add_argument("--http-port", type=_port, default=9600)
     tap.add_argument("--pretty", action="store_true", help="indented JSON instead of one line per event")
+    top = sub.add_parser("top", help="a live terminal view of the running daemon (rates, outputs, parse failures)")
+    top.add_argument("--http-host", default="127.0.0.1")
+    top.add_argument("--http-port", type=_port, default=9600)
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
     plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
     sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
@@ -127,6 +132,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _dlq(args)
         if args.command == "tap":
             return _tap(args)
+        if args.command == "top":
+            from logpipe.top import main as top_main
+
+            return top_main(args.http_host, args.http_port, max(0.2, args.interval), args.once)
         pipeline = _build(args)
         if args.command == "check":
             print("Configuration OK")
