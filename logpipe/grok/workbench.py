@@ -223,6 +223,10 @@ def _show(name: str, options: dict[str, Any], out: TextIO) -> int:
 def _discover(args: argparse.Namespace, options: dict[str, Any], out: TextIO) -> int:
     proposal = discover(args.discover, options["ecs_compatibility"])
     print(proposal.pattern, file=out)
+    if proposal.format and not args.json:
+        print(f"  (the whole line is a {proposal.format} line)", file=out)
+    if proposal.suggestion and not args.json:
+        print(f"  hint: {proposal.suggestion}", file=out)
     if not args.json:
         for text in json.dumps(proposal.captures, indent=2, ensure_ascii=False).splitlines():
             print(f"  {text}", file=out)
@@ -237,10 +241,6 @@ def _discover(args: argparse.Namespace, options: dict[str, Any], out: TextIO) ->
     return EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -249,3 +249,8 @@ def _serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port))
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+

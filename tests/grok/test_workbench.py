@@ -120,7 +120,7 @@ def test_discover_on_the_real_access_log(capsys: pytest.CaptureFixture[str]) -> 
     code, out, _ = run(capsys, "--discover", lines[0], "-f", str(ACCESS_LOG))
     assert code == 0
     pattern = out.splitlines()[0]
-    assert pattern.startswith(r"%{IP:ip} - - \[%{HTTPDATE:timestamp}\] %{QUOTEDSTRING:quoted}")
+    assert pattern == "%{HTTPD_COMBINEDLOG}"  # a whole known format, before any assembly of tokens
     hits = int(out.split("matches ")[1].split(" of ")[0])
     assert hits >= 0.9 * len(lines)
 
@@ -128,8 +128,22 @@ def test_discover_on_the_real_access_log(capsys: pytest.CaptureFixture[str]) -> 
 def test_discover_recognises_tokens_most_specific_first() -> None:
     proposal = discover("2024-01-02T03:04:05Z INFO [main] user=bob ip=10.0.0.1 took 12.5ms")
     assert proposal.pattern == (r"%{TIMESTAMP_ISO8601:timestamp} %{LOGLEVEL:level} \[%{WORD:word}\] "
-                                r"%{WORD:word2}=%{WORD:word3} %{WORD:word4}=%{IP:ip} %{WORD:word5} %{NUMBER:number}ms")
-    assert proposal.captures["ip"] == "10.0.0.1" and proposal.captures["number"] == "12.5"
+                                r"user=%{WORD:user} ip=%{IP:ip} took %{NUMBER:duration}ms")
+    assert proposal.captures["ip"] == "10.0.0.1" and proposal.captures["duration"] == "12.5"
+    assert "kv" in proposal.suggestion  # two key=value pairs: the kv filter reads them all
+
+
+@pytest.mark.parametrize(("line", "pattern"), [
+    ("2024-01-23 new users: jose,pedro,maria",
+     "(?<date>%{YEAR}-%{MONTHNUM}-%{MONTHDAY}) new users: %{WORD:word},%{WORD:word2},%{WORD:word3}"),
+    ("user=alice", "user=%{WORD:user}"),
+    ("10.0.0.1 GET /index.html 200 12ms", "%{IP:client_ip} GET %{UNIXPATH:path} %{NUMBER:status} %{NUMBER:duration}ms"),
+    ("Dec  1 22:50:53 host sshd[123]: Accepted password for root", "%{SYSLOGLINE}"),
+])
+def test_discover_formats_constants_and_names(line: str, pattern: str) -> None:
+    proposal = discover(line)
+    assert proposal.pattern == pattern
+    assert Grok(f"^{proposal.pattern}$").match(line) is not None
 
 
 def test_subprocess_end_to_end(tmp_path: Path) -> None:
