@@ -347,6 +347,7 @@ class Pipeline:
             "outputs": {runner.output.id: runner.stats() for runner in self._runners},
             # Filters that keep something worth showing (grok: the last lines that did not match).
             "filters": {f.id: stats for f in self.built.filters if (stats := f.stats())},
+            "input_stats": {i.id: stats for i in self.built.inputs if (stats := i.stats())},
         }
 
 

@@ -190,6 +190,10 @@ class Input(Plugin):
     async def run(self, ctx: InputContext) -> None:
         raise NotImplementedError
 
+    def stats(self) -> dict[str, Any]:
+        """What this input wants shown in /stats (e.g. tail's per-file lag); {} for nothing."""
+        return {}
+
     @property
     def event_tag(self) -> str:
         """The tag events get when the user set none: the plugin's name (`stdin`, `generator`)."""

@@ -74,6 +74,17 @@ def render(stats: dict[str, Any], previous: dict[str, Any] | None, seconds: floa
             f"{out.get('dropped', 0):,}", f"{out.get('buffered_events', 0):,}", _size(out.get("buffered_bytes", 0)),
             str(out.get("chunks", 0)))
     parts: list[Any] = [head, flow, outputs]
+    files = [(name, f) for name, st in sorted((pipe.get("input_stats") or {}).items()) for f in st.get("files", [])]
+    if files:
+        tailed = Table(title="tailed files", expand=True)
+        for col in ("input", "file", "size", "read", "acknowledged", "lag"):
+            tailed.add_column(col, justify="left" if col in ("input", "file") else "right", no_wrap=col != "file")
+        for name, f in files[:20]:
+            lag = f.get("lag_bytes")
+            tailed.add_row(name, f.get("path", "?"), _size(f.get("size") or 0), _size(f.get("read") or 0),
+                           _size(f.get("acknowledged") or 0),
+                           "?" if lag is None else f"[yellow]{_size(lag)}[/]" if lag else "0")
+        parts.append(tailed)
     failures = [(name, f) for name, f in sorted((pipe.get("filters") or {}).items()) if f.get("recent_failures")]
     if failures:
         table = Table(title="recent parse failures", expand=True)

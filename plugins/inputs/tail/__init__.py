@@ -211,6 +211,10 @@ class TailInput(Input):
         if self._tailer is not None:
             self._tailer.close()
 
+    def stats(self) -> dict[str, Any]:
+        """Per tailed file: size, bytes read, bytes acknowledged and the lag (/stats, logpipe top)."""
+        return {"files": self._tailer.stats()} if self._tailer is not None else {}
+
 
 class FileInput(TailInput):
     """Logstash's file input (tail mode) on the same engine."""

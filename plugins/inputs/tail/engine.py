@@ -569,6 +569,22 @@ class Tailer:
             log.info("released %s (%s)", f.path, "deleted" if deleted else "rotated")
             self.mark_dirty()
 
+    def stats(self) -> list[dict[str, Any]]:
+        """Per open file: its size now, how far it was read and acknowledged, and the lag
+        (bytes on disk not yet acknowledged: what a crash now would read again, or what is
+        still to come). One fstat per file, only when asked (/stats)."""
+        out = []
+        for f in self.files.values():
+            size = None
+            if f.fd is not None:
+                with contextlib.suppress(OSError):
+                    size = os.fstat(f.fd).st_size
+            acked = f.acks.committed
+            out.append({"path": f.path, "size": size, "read": f.read_pos, "acknowledged": acked,
+                        "lag_bytes": None if size is None else max(0, size - acked),
+                        "rotated": f.rotated_at is not None})
+        return out
+
     # ---- positions ---------------------------------------------------------------
 
     def mark_dirty(self) -> None:

@@ -683,3 +683,35 @@ async def test_files_let_go_after_rotation_are_forgotten_once_acknowledged(tmp_p
     await wait_until(lambda: inodes() == [live])
     await run.stop()
     expect_exact(run.collector.messages(), 0, 40)
+
+
+async def test_stats_show_each_file_lag_until_acknowledged(tmp_path: Path) -> None:
+    """Lag = bytes on disk not yet acknowledged: it stays while the output holds the batch, and
+    drops to 0 once delivered (the position a restart would resume from)."""
+    from logpipe import CallbackOutput
+    from logpipe.pipeline import Pipeline
+
+    log = tmp_path / "app.log"
+    write_lines(log, 0, 100)
+    gate = asyncio.Event()
+
+    async def slow(events: list[Any]) -> None:
+        await gate.wait()
+
+    out = CallbackOutput(slow)
+    pipeline = Pipeline(inputs=[TailInput(path=[str(log)], read_from_head=True, pos_file=str(tmp_path / "pos"))],
+                        outputs=[out], state_dir=str(tmp_path / "state"))
+    await pipeline.start()
+    try:
+        def files() -> list[dict[str, Any]]:
+            return list(pipeline.stats()["input_stats"].get("tail", {}).get("files", []))
+
+        await wait_until(lambda: bool(files()) and files()[0]["read"] == log.stat().st_size)
+        [f] = files()
+        assert f["path"] == str(log) and f["size"] == log.stat().st_size
+        assert f["lag_bytes"] == f["size"] - f["acknowledged"] > 0
+        gate.set()
+        await wait_until(lambda: files()[0]["lag_bytes"] == 0)
+    finally:
+        gate.set()
+        await pipeline.stop()
