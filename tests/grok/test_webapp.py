@@ -87,7 +87,9 @@ async def test_the_page_in_a_real_browser(artifacts: Path) -> None:
     port = runner.addresses[0][1]
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])  # no outbound connections on this network
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             url = (f"http://127.0.0.1:{port}/?pattern=%25%7BIP%3Aclient%7D+%25%7BWORD%3Averb%7D+%25%7BNUMBER%3Abytes%7D"
                    "&line=55.3.244.1+GET+42&line=55.3.244.1+GET+lots")
