@@ -176,31 +176,31 @@ class ContainerDecoder:
         groups = self._groups
         cache = self._parse_time.seconds
         max_size = self._max
+        scale = _SCALE
         records, times, starts, ends_out, streams = out.records, out.times, out.starts, out.ends, out.streams
         prev = start
+        fast = not groups and not tags
         for i, line in enumerate(lines):
             end = ends[i]
             parts = line.split(" ", 3)
-            if not groups and not tags and len(parts) == 4 and parts[2] == "F":
+            if fast and len(parts) == 4 and parts[2] == "F":
                 ts = parts[0]
-                base = cache.get(ts[:19]) if ts[-1:] == "Z" and ts[19:20] == "." else None
+                base = cache.get(ts[:19])
                 stream = parts[1]
                 text = parts[3]
-                if base is not None and (stream == "stdout" or stream == "stderr") and len(text) <= max_size:
+                if base is not None and ts[-1] == "Z" and ts[19] == "." and (
+                        stream == "stdout" or stream == "stderr") and len(text) <= max_size:
                     frac = ts[20:-1]
-                    try:
-                        ns = base + int(frac) * _SCALE[len(frac)]
-                    except (ValueError, IndexError):
-                        ns = -1
-                    if ns >= base and frac.isdigit():
+                    if frac.isdigit() and len(frac) <= 9:
                         records.append({key: text, "stream": stream})
-                        times.append(ns)
+                        times.append(base + int(frac) * scale[len(frac)])
                         starts.append(prev)
                         ends_out.append(end)
                         streams.append(stream)
                         prev = end
                         continue
             self._cri_line(parts, line, prev, end, out, tags[i] if tags else None)
+            fast = not groups and not tags
             prev = end
 
     def _cri_line(self, parts: list[str], line: str, prev: int, end: int, out: Decoded,

@@ -290,8 +290,8 @@ class KubeStandIn:
                 except TimeoutError:
                     break
                 if item is None:  # dropped connection: no clean chunked end
-                    assert request.transport is not None
-                    request.transport.abort()
+                    if request.transport is not None:
+                        request.transport.abort()
                     return response
                 kind, obj = item
                 if kind == "BOOKMARK" and not bookmarks:

@@ -159,19 +159,22 @@ class KubernetesMetadataFilter(Filter):
             self.cache.expire()
             self._next_expire = now + 10.0
         field = self.params["source_field"]
-        resolved: dict[str, Any] = {}
+        resolved: dict[Any, Any] = {}
         out: list[Event] = []
         append = out.append
         enriched = unavailable = excluded = 0
         decorate = self.decorates
         for ev in events:
-            src = _source(ev, field)
-            if src is None:
-                append(ev)
-                continue
-            entry = resolved.get(src)
+            # The tag (Fluentd's kube.var.log.containers.…) is the common key: one lookup per event.
+            entry = resolved.get(ev.tag) if field is None else None
             if entry is None:
-                entry = resolved[src] = self._resolve(src)
+                src = _source(ev, field)
+                entry = _NOT_KUBE if src is None else resolved.get(src)
+                if entry is None:
+                    assert src is not None
+                    entry = resolved[src] = self._resolve(src)
+                if field is None and src == ev.tag:
+                    resolved[ev.tag] = entry
             if entry is _NOT_KUBE:
                 append(ev)
                 continue
@@ -180,13 +183,10 @@ class KubernetesMetadataFilter(Filter):
                 excluded += 1
                 continue
             record = ev.record
+            # Top-level dicts are copied per event; labels/annotations inside are shared, as
+            # Fluentd's filter shares its cached hashes (treat them as read-only, or copy first).
             for key, value in fields.items():
-                if type(value) is dict:
-                    value = dict(value)
-                    labels = value.get("labels")
-                    if labels is not None:
-                        value["labels"] = dict(labels)
-                record[key] = value
+                record[key] = value.copy()
             if known:
                 enriched += 1
             else:
