@@ -178,7 +178,7 @@ class KubernetesMetadataFilter(Filter):
             if entry is _NOT_KUBE:
                 append(ev)
                 continue
-            fields, known, drop, parser = entry
+            fields, known, drop, parser = entry  # type: ignore[misc]
             if drop:
                 excluded += 1
                 continue
