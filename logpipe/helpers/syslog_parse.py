@@ -110,7 +110,9 @@ class SyslogParser:
     def parse(self, line: str) -> SyslogMessage | None:
         fmt = self.fmt
         if fmt == "auto":
-            fmt = "rfc5424" if _VERSION_FOLLOWS(line) else "rfc3164"
+            end = line.find(">", 1, 5)
+            # a digit after the PRI: RFC 5424's VERSION (RFC 3164 has a month name or an ISO year there)
+            fmt = "rfc5424" if end > 0 and line[end + 1:end + 2].isdigit() and _VERSION_FOLLOWS(line) else "rfc3164"
         if fmt == "rfc5424":
             return self._rfc5424(line)
         return self._rfc3164(line)
@@ -128,7 +130,11 @@ class SyslogParser:
             return None
         msg = SyslogMessage(3164, priority, text)
         msg.timestamp = bsd or iso
-        msg.time = self._bsd_time(bsd) if bsd else self._iso_time(iso)
+        if bsd:
+            ns = self._bsd_times.get(bsd, -1)
+            msg.time = self._bsd_time(bsd) if ns == -1 else ns
+        else:
+            msg.time = self._iso_time(iso)
         msg.host = host
         msg.app = app
         msg.procid = pid
