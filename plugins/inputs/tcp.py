@@ -93,6 +93,9 @@ class TcpInput(ServerInput):
 
             codec = create("codec", "line")
         self._decode = make_decoder(codec, self.params["parse"], self.id)
+        # A stateful codec (multiline) joins lines of one stream: each connection gets its own copy,
+        # as Logstash clones the codec per connection, and what it holds is flushed when the peer closes.
+        self._codec_per_connection = codec if self.params["parse"] is None and hasattr(codec, "flush") else None
         self._listen(self.host, self.port, TlsServer.context(self) if self.mode == "server" else None,
                      self.max_connections, stream_limit=STREAM_LIMIT)
         self._client_ssl = None
@@ -164,6 +167,11 @@ class TcpInput(ServerInput):
         assert ctx is not None
         decode = self._decode
         tag = self._tag
+        own_codec = None
+        if self._codec_per_connection is not None:
+            template = self._codec_per_connection
+            own_codec = type(template)(**{k: v for k, v in template.params.items() if v is not None})
+            decode = make_decoder(own_codec, None, self.id)
         async for frames in read_frames(reader, framer, budget=self._budget, idle_timeout=self.idle_timeout or None,
                                         frame_timeout=self.frame_timeout or None):
             if framer.oversized != counted:
@@ -174,6 +182,11 @@ class TcpInput(ServerInput):
             for ev in events:
                 stamp(ev)
             await ctx.emit(events, None)
+        if own_codec is not None:
+            held = [Event(tag, None, r) for r in own_codec.flush()]  # type: ignore[attr-defined]
+            for ev in held:
+                stamp(ev)
+            await ctx.emit(held, None)
 
     def _stamper(self, address: str, port: int, name: str) -> Any:
         """Where the peer goes in each event, per front-end and ECS mode."""

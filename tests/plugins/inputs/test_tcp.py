@@ -144,3 +144,28 @@ async def test_pipeline_from_logstash_config(tmp_path: Path) -> None:
         await _send(port, json.dumps({"msg": "hi"}).encode() + b"\n")
         await out.wait_for(1)
     assert out.events[0].record["msg"] == "hi"
+
+
+async def test_multiline_codec_joins_per_connection() -> None:
+    """Two peers interleave stack traces; each connection's lines are joined on their own, and
+    the last event is flushed when its peer closes."""
+    from logpipe.registry import create
+
+    codec = create("codec", "multiline", pattern=r"^\s", what="previous")
+    inp = TcpInput(port=0, host="127.0.0.1", codec=codec)
+    out = Collector()
+    async with running(inp, out):
+        _, a = await asyncio.open_connection("127.0.0.1", inp.bound_port)
+        _, b = await asyncio.open_connection("127.0.0.1", inp.bound_port)
+        a.write(b"A error\n  at a1\n")
+        await a.drain()
+        b.write(b"B error\n  at b1\n")
+        await b.drain()
+        a.write(b"  at a2\nA next\n")
+        await a.drain()
+        await out.wait_events(1)
+        a.close()
+        b.close()
+        events = await out.wait_events(3)
+    messages = sorted(e.record["message"] for e in events)
+    assert messages == ["A error\n  at a1\n  at a2", "A next", "B error\n  at b1"]
