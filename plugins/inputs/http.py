@@ -53,6 +53,13 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NS = 1_000_000_000
 
 
+class _Refused(asyncio.Protocol):
+    """A connection over the limit: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
 class BadBody(Exception):
     """The body cannot become events: answered 400 with this reason."""
 
@@ -64,6 +71,8 @@ class HttpInput(Input):
     settings: ClassVar[list[Setting]] = [
         Setting("host", "string", default="0.0.0.0", spellings=("bind",), doc="address to listen on"),
         Setting("port", "int", min=0, max=65535, doc="port (8080; 9880 in a Fluentd config; 0: a free one)"),
+        Setting("max_connections", "int", default=1024, min=0,
+                doc="open connections at once; more are closed at once (0: unlimited)"),
         Setting("user", "string", doc="require HTTP basic auth with this user (and password)"),
         Setting("password", "string", secret=True, doc="password of user"),
         Setting("response_headers", "hash", default={}, doc="headers added to every response"),
@@ -96,6 +105,7 @@ class HttpInput(Input):
     ]
     host: str
     port: int
+    max_connections: int
     user: str | None
     password: str | None
     response_headers: dict[str, str]
@@ -145,7 +155,7 @@ class HttpInput(Input):
         self._ssl = TlsServer.context(self)
         self._ctx: InputContext | None = None
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listener: asyncio.Server | None = None
         self._stopping = False
         self._pending = 0
         self._pending_bytes = 0
@@ -153,6 +163,8 @@ class HttpInput(Input):
         labels = {"plugin": self.name, "id": self.id}
         self._bad = counter("logpipe_input_http_bad_requests_total", "bodies refused with 400", **labels)
         self._refused = counter("logpipe_input_http_refused_total", "requests answered 429/503", **labels)
+        self._over_limit = counter("logpipe_input_protocol_errors_total", "connections closed for a protocol error",
+                                   reason="max_connections", **labels)
         self._waiting = gauge("logpipe_input_http_pending_requests", "requests waiting for their ack", **labels)
 
     @property
@@ -165,15 +177,24 @@ class HttpInput(Input):
         self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.keepalive_timeout,
                                      handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True)
+        handlers = self._runner.server
+        assert handlers is not None
+        limit = self.max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            """aiohttp has no connection limit: beyond `max_connections` a connection is closed at once."""
+            if limit and len(handlers.connections) >= limit:
+                self._over_limit.inc()
+                return _Refused()
+            return handlers()
+
         try:
-            await self._site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                protocol, self.host, self.port, ssl=self._ssl, reuse_address=True)
         except OSError as exc:
             await self._runner.cleanup()
             raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc}", setting="port") from exc
-        server = self._site._server
-        sockets = getattr(server, "sockets", None) or []
-        self._bound = sockets[0].getsockname()[1] if sockets else self.port
+        self._bound = self._listener.sockets[0].getsockname()[1]
 
     async def run(self, ctx: InputContext) -> None:
         self._ctx = ctx
@@ -184,6 +205,9 @@ class HttpInput(Input):
 
     async def close(self) -> None:
         self._stopping = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

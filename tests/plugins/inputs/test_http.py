@@ -242,3 +242,20 @@ async def test_pipeline_ack_through_a_real_output(tmp_path: Path) -> None:
         async with s.post(f"http://127.0.0.1:{port}/", json=[{"n": i} for i in range(10)]) as r:
             assert r.status == 200
         assert len(out.events) == 10  # answered only once the output wrote them
+
+
+async def test_connection_limit() -> None:
+    inp = HttpInput(port=0, host="127.0.0.1", max_connections=1, id="http-conns")
+    out = Collector()
+    async with running(inp, out):
+        _, held = await asyncio.open_connection("127.0.0.1", inp.bound_port)  # an idle keep-alive client
+        await asyncio.sleep(0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", inp.bound_port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once
+        writer.close()
+        held.close()
+        await asyncio.sleep(0.1)
+        async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{inp.bound_port}/", json={"a": 1}) as r:
+            assert r.status == 200  # a slot is free again
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="max_connections", plugin="http",
+                          id="http-conns") == 1
