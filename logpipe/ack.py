@@ -10,19 +10,39 @@ input's callback runs, exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from logpipe.report import DeliveryReport
 
 log = logging.getLogger("logpipe.ack")
 
 
 class Ack:
-    __slots__ = ("_pending", "_callback", "done")
+    """`await ack` waits for completion and returns its DeliveryReport (None when the batch
+    did not ask for one: inputs' batches)."""
 
-    def __init__(self, callback: Callable[[], None] | None = None) -> None:
+    __slots__ = ("_pending", "_callback", "done", "report")
+
+    def __init__(self, callback: Callable[[], None] | None = None, report: DeliveryReport | None = None) -> None:
         self._pending = 1
         self._callback = callback
         self.done = False
+        self.report = report
+
+    def __await__(self) -> Generator[Any, None, DeliveryReport | None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.on_done(resolve)
+        yield from future.__await__()
+        return self.report
 
     def hold(self, count: int = 1) -> None:
         if self.done:

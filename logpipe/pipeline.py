@@ -28,6 +28,7 @@ from logpipe.event import Event
 from logpipe.fields import compile_sprintf
 from logpipe.metrics import counter
 from logpipe.plugin import AckCallback, Filter, Input, InputContext, Output, Plugin
+from logpipe.report import DeliveryReport
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -250,15 +251,17 @@ class Pipeline:
         """Push many records as one batch (one Ack for all): the cheap way in from Python."""
         return await self.emit_events([Event(tag, time, record) for record in records])
 
-    async def emit_events(self, events: list[Event], on_ack: AckCallback | None = None) -> Ack:
-        """Push a batch in from Python; waits while the pipeline is full."""
+    async def emit_events(self, events: list[Event], on_ack: AckCallback | None = None,
+                          report: bool = True) -> Ack:
+        """Push a batch in from Python; waits while the pipeline is full. `report = await ack`
+        says what became of it (logpipe.report.DeliveryReport); inputs' batches carry none."""
         if self._queue_closed:
             # Nothing would ever take the batch: its ack would stay open for good.
             raise RuntimeError("emit on a stopped pipeline")
         if not self._started:
             await self.start()
         assert self._queue is not None
-        ack = Ack(on_ack)
+        ack = Ack(on_ack, DeliveryReport() if report else None)
         self._events_in.inc(len(events))
         self.events_in += len(events)
         await self._queue.put((events, ack))
@@ -292,7 +295,7 @@ class Pipeline:
             if decorate is not None:
                 for ev in events:
                     decorate(ev)
-            await emit(events, on_ack)
+            await emit(events, on_ack, report=False)
 
         return emit_batch
 

@@ -180,3 +180,50 @@ async def test_output_driver_and_scripted_failures() -> None:
         assert (third.delivered, third.dead_lettered) == (1, 1)
     assert [ev.record["n"] for ev in out.events] == [1, 2, 5]
     assert out.calls == 5
+
+
+async def test_await_ack_reports_what_became_of_the_batch(state_dir: str) -> None:
+    """One output delivers everything; a second refuses one item for good: the report says
+    so per output, with the failed item and its reason."""
+    good = ScriptedOutput(id="good")
+    picky = ScriptedOutput(id="picky", script=[WriteResult(failed=[(1, "mapping error")])])
+    async with Pipeline(outputs=[good, picky], state_dir=state_dir) as pipeline:
+        ack = await pipeline.emit_many("app", [{"n": 0}, {"n": 1}, {"n": 2}])
+        report = await ack
+        assert report is not None
+        assert (report.outputs["good"].delivered, report.outputs["good"].dead_lettered) == (3, 0)
+        assert (report.outputs["picky"].delivered, report.outputs["picky"].dead_lettered) == (2, 1)
+        assert report.delivered == 5 and report.dead_lettered == 1 and report.failed == 1 and not report.ok
+        [(output, item, reason)] = report.failures
+        assert output == "picky" and reason == "mapping error" and item.record["n"] == 1
+        clean = await (await pipeline.emit("app", {"n": 3}))
+        assert clean is not None and clean.ok and clean.delivered == 2
+
+
+async def test_reports_follow_retries_and_give_ups(state_dir: str) -> None:
+    flaky = ScriptedOutput(id="flaky", script=["retry", WriteResult(retry=[0], failed=[(1, "bad")]), None],
+                           retry_wait=0.01, flush_interval=0)
+    async with Pipeline(outputs=[flaky], state_dir=state_dir) as pipeline:
+        report = await (await pipeline.emit_many("app", [{"n": 0}, {"n": 1}, {"n": 2}]))
+    assert report is not None
+    assert (report.outputs["flaky"].delivered, report.outputs["flaky"].dead_lettered) == (2, 1)
+    assert [item.record["n"] for _, item, _ in report.failures] == [1]
+
+
+async def test_batches_of_inputs_carry_no_report(state_dir: str) -> None:
+    from tests.support.pipeline import CollectOutput, ScriptedInput
+
+    sink = CollectOutput()
+    source = ScriptedInput(batches=[[{"a": 1}]])
+    seen: list[Any] = []
+    pipeline = Pipeline(inputs=[source], outputs=[sink], state_dir=state_dir)
+    original = pipeline.emit_events
+
+    async def spy(events: list[Event], on_ack: Any = None, report: bool = True) -> Any:
+        ack = await original(events, on_ack, report)
+        seen.append(ack.report)
+        return ack
+
+    pipeline.emit_events = spy  # type: ignore[method-assign]
+    assert await pipeline.run() == 0
+    assert seen == [None] and source.acked == [0]

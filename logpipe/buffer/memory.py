@@ -27,12 +27,14 @@ ITEM_OVERHEAD = 33 + 8
 
 
 class MemoryChunk(Chunk):
-    __slots__ = ("acks", "items")
+    __slots__ = ("acks", "items", "spans")
 
     def __init__(self, key: ChunkKey) -> None:
         super().__init__(key)
         self.items: list[Any] = []
         self.acks: list[Ack] = []
+        #: How many items each append (each entry of `acks`) added: which ack an item belongs to.
+        self.spans: list[int] = []
 
 
 def estimate_size(events: list[Event]) -> int:
@@ -66,6 +68,7 @@ class MemoryStore(BufferStore):
         chunk.items.extend(items)
         ack.hold()
         chunk.acks.append(ack)
+        chunk.spans.append(len(items))
 
     def commit(self, ack: Ack) -> None:
         """Nothing to do: acknowledgements wait for delivery, see `discard`."""
@@ -80,7 +83,7 @@ class MemoryStore(BufferStore):
     async def discard(self, chunk: Chunk) -> None:
         assert isinstance(chunk, MemoryChunk)
         self._chunks.discard(chunk)
-        acks, chunk.acks, chunk.items = chunk.acks, [], []
+        acks, chunk.acks, chunk.items, chunk.spans = chunk.acks, [], [], []
         for ack in acks:
             ack.release()
 

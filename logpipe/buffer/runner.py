@@ -259,7 +259,7 @@ class OutputRunner:
         if self.formats:
             formatted = []
             for key, group in groups:
-                items = await self._format(key, group)
+                items = await self._format(key, group, ack)
                 if items:
                     formatted.append((key, items))
             groups = formatted
@@ -295,18 +295,23 @@ class OutputRunner:
                               self.id, len(part), exc, cfg.retry_wait)
                     await self._sleep(cfg.retry_wait)
         self._store.commit(ack)
+        if ack.report is not None and self._store.durable:
+            ack.report.add_stored(self.id, count)  # acknowledged at fsync; delivered later, maybe elsewhere
         self._account(total, count, 0)
         if cfg.flush_interval == 0:
             for chunk in list(self._staged.values()):
                 self._seal(chunk)
 
-    async def _format(self, key: ChunkKey, events: list[Event]) -> list[bytes]:
+    async def _format(self, key: ChunkKey, events: list[Event], ack: Ack | None = None) -> list[bytes]:
         """The output's items for a group; events it cannot format are dead-lettered alone."""
         items, failures = format_events(self.output, events)
         if failures:
             log.warning("output %s: %d event(s) could not be formatted; dead-lettered (first: %s)",
                         self.id, len(failures), failures[0][1])
             await self._dead_letter(failures, key)
+            if ack is not None and ack.report is not None:
+                for ev, reason in failures:
+                    ack.report.add_failure(self.id, ev, reason)
         return items
 
     def _append(self, key: ChunkKey, part: list[Any], payload: Any, size: int, ack: Ack) -> None:
@@ -379,6 +384,9 @@ class OutputRunner:
 
     async def _drop(self, chunk: Chunk) -> None:
         self._count("dropped", chunk.records)
+        for ack, n in _ack_spans(chunk):
+            if ack.report is not None:
+                ack.report.add_dropped(self.id, n)
         log.warning("output %s: buffer full, dropped the oldest chunk (%d event(s), overflow_action "
                     "drop_oldest_chunk)", self.id, chunk.records)
         await self._finish(chunk)
@@ -458,8 +466,11 @@ class OutputRunner:
         if self.formats and items and isinstance(items[0], Event):
             # A chunk buffered (file) before this output formatted: format it now, once.
             items = await self._format(key, items)
+        report = _ChunkReport.of(chunk, self.id, len(items))
         state: RetryState | None = None
         while items:
+            if report is not None:
+                report.attempt(items)
             try:
                 result = await self.output.write(items)
             except asyncio.CancelledError:
@@ -470,8 +481,10 @@ class OutputRunner:
                 _release_frames(exc)
                 log.error("output %s: write of %d item(s) raised %s: %s; dead-lettered, not retried "
                           "(not an I/O error)", self.id, len(items), type(exc).__name__, exc)
-                await self._dead_letter(
-                    [(it, f"write raised {type(exc).__name__}: {exc} (not retried)") for it in items], key)
+                why = f"write raised {type(exc).__name__}: {exc} (not retried)"
+                await self._dead_letter([(it, why) for it in items], key)
+                if report is not None:
+                    report.settle([], [(i, why) for i in range(len(items))])
                 return
             except Exception as exc:  # noqa: BLE001 - I/O or a client library's failure: retry the chunk
                 self._count("write_errors", 1)
@@ -480,8 +493,10 @@ class OutputRunner:
                 state = state or RetryState(self._policy, self._clock, self._rng)
                 wait = state.next_wait()
                 if wait is None:
-                    await self._dead_letter(
-                        [(it, f"gave up after {state.steps} attempt(s): {reason}") for it in items], key)
+                    why = f"gave up after {state.steps} attempt(s): {reason}"
+                    await self._dead_letter([(it, why) for it in items], key)
+                    if report is not None:
+                        report.settle([], [(i, why) for i in range(len(items))])
                     return
                 log.warning("output %s: write of %d event(s) failed (%s); retry %d in %.2fs",
                             self.id, len(items), reason, state.steps, wait)
@@ -493,20 +508,26 @@ class OutputRunner:
                 continue
             if result is None:
                 self._count("delivered", len(items))
+                if report is not None:
+                    report.settle([], [])
                 return
             retry, failed = _outcomes(result, len(items))
             if failed:
                 await self._dead_letter([(items[i], reason) for i, reason in failed], key)
             self._count("delivered", len(items) - len(retry) - len(failed))
+            if report is not None:
+                report.settle(retry, failed)
             if not retry:
                 return
             items = [items[i] for i in retry]
             state = state or RetryState(self._policy, self._clock, self._rng)
             wait = state.next_wait()
             if wait is None:
-                await self._dead_letter(
-                    [(it, f"gave up after {state.steps} attempt(s): the output kept asking for a retry")
-                     for it in items], key)
+                why = f"gave up after {state.steps} attempt(s): the output kept asking for a retry"
+                await self._dead_letter([(it, why) for it in items], key)
+                if report is not None:
+                    report.attempt(items)
+                    report.settle([], [(i, why) for i in range(len(items))])
                 return
             await self._retry_after(wait, len(items))
 
@@ -528,6 +549,58 @@ class OutputRunner:
     def _wake_retries(self) -> None:
         self._wake.set()
         self._wake = asyncio.Event()
+
+
+def _ack_spans(chunk: Chunk) -> list[tuple[Ack, int]]:
+    """(ack, how many of the chunk's items are its) for a memory chunk; [] for a stored one."""
+    return list(zip(getattr(chunk, "acks", ()), getattr(chunk, "spans", ())))
+
+
+class _ChunkReport:
+    """Maps a chunk's items back to the acks (batches) they came from, for delivery reports.
+    Built only when one of the chunk's acks carries a report (the Pipeline API's batches)."""
+
+    __slots__ = ("_owner", "_acks", "_output", "_origin", "_items")
+
+    def __init__(self, acks: list[Ack], owner: list[int], output_id: str) -> None:
+        self._acks = acks
+        self._owner = owner  # item index in the chunk → index into acks
+        self._output = output_id
+        self._origin: list[int] = list(range(len(owner)))  # items being written → chunk index
+        self._items: list[Any] = []
+
+    @classmethod
+    def of(cls, chunk: Chunk, output_id: str, n: int) -> _ChunkReport | None:
+        spans = _ack_spans(chunk)
+        if not any(ack.report is not None for ack, _ in spans):
+            return None
+        owner = [i for i, (_, span) in enumerate(spans) for _ in range(span)]
+        if len(owner) != n:  # the store changed the items (e.g. formatted at load): no attribution
+            return None
+        return cls([ack for ack, _ in spans], owner, output_id)
+
+    def attempt(self, items: list[Any]) -> None:
+        self._items = items
+
+    def settle(self, retry: list[int], failed: list[tuple[int, str]]) -> None:
+        """One write's outcome over the items being written: failed ones are reported, the rest
+        but the retried ones delivered; the retried ones stay for the next write."""
+        gone = {i for i, _ in failed}
+        keep = set(retry)
+        for i, reason in failed:
+            report = self._acks[self._owner[self._origin[i]]].report
+            if report is not None:
+                report.add_failure(self._output, self._items[i] if i < len(self._items) else None, reason)
+        delivered: dict[int, int] = {}
+        for i, origin in enumerate(self._origin):
+            if i not in gone and i not in keep:
+                owner = self._owner[origin]
+                delivered[owner] = delivered.get(owner, 0) + 1
+        for owner, n in delivered.items():
+            report = self._acks[owner].report
+            if report is not None:
+                report.add_delivered(self._output, n)
+        self._origin = [self._origin[i] for i in retry]
 
 
 def format_events(output: Output, events: list[Event]) -> tuple[list[bytes], list[Failure]]:
