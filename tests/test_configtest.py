@@ -123,3 +123,38 @@ def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
 async def test_the_example_configs_pass_their_own_tests(path: Path) -> None:
     results = await run_test_file(str(path))
     assert results and all(r.passed for r in results), [r.failures for r in results]
+
+
+async def test_fluentd_configs_are_tested_the_same_way(tmp_path: Path) -> None:
+    (tmp_path / "fluent.conf").write_text("""
+<source>
+  @type forward
+  port 24224
+</source>
+<filter app.**>
+  @type record_transformer
+  @id add_host
+  <record>
+    hostname web1
+  </record>
+</filter>
+<match app.**>
+  @type stdout
+</match>
+""")
+    path = tmp_path / "t.yaml"
+    path.write_text("""
+config: fluent.conf
+tests:
+  - name: the filter applies to its tags
+    tag: app.web
+    events: [{message: hi}]
+    extract_from: add_host
+    expect: {count: 1, events: [{equal: {"[hostname]": web1}}]}
+  - name: other tags pass untouched
+    tag: other
+    events: [{message: hi}]
+    expect: {count: 1, all: {absent: ["[hostname]"], equal: {"[message]": hi}}}
+""")
+    results = await run_test_file(str(path))
+    assert [r.failures for r in results] == [[], []]
