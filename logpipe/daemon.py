@@ -325,6 +325,18 @@ class Daemon:
             }
         return doc
 
+    def labelled_gauges(self) -> Iterable[tuple[str, str, dict[str, str], float]]:
+        """Gauges of what exists now, read at scrape time so that series of files that are gone
+        disappear with them (no growing label set on a node where pods come and go)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        for inp in pipeline.built.inputs:
+            for f in inp.stats().get("files", []):
+                if f.get("lag_bytes") is not None:
+                    yield ("logpipe_tail_lag_bytes", "bytes of a tailed file on disk not yet acknowledged",
+                           {"input": inp.id, "file": str(f["path"])}, float(f["lag_bytes"]))
+
     def gauges(self) -> Iterable[tuple[str, str, float]]:
         last = self.last_reload
         yield "logpipe_ready", "1 when the pipeline runs and no input failed (as /readyz)", float(self.readiness()[0])

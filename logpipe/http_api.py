@@ -264,6 +264,13 @@ class _LogpipeCollector:
             if gauge is not None:
                 gauge.add_sample(name, {}, value)
                 yield gauge
+        labelled: dict[str, Metric] = {}
+        for name, doc, labels, value in getattr(self._view, "labelled_gauges", lambda: ())():
+            family = labelled.get(name) or self._family(name, doc)
+            if family is not None:
+                labelled[name] = family
+                family.add_sample(name, labels, value)
+        yield from labelled.values()
 
     def _family(self, name: str, doc: str) -> Metric | None:
         try:

@@ -66,3 +66,4 @@ def test_query_bounds() -> None:
             assert exc.status == 400
         else:
             raise AssertionError(bad)
+

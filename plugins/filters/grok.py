@@ -109,6 +109,15 @@ class GrokFilter(Filter):
         self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
         self._timeouts = counter("logpipe_grok_timeouts_total", "events whose grok match timed out",
                                  plugin=self.id)
+        # Per pattern: which of a filter's patterns the lines match (labels bounded by the config).
+        self._pattern_hits: dict[Any, Any] = {}
+        for (_, fast), (_, safe), (fld, g) in zip(self._plan, self._safe_plan, self.groks.items(), strict=True):
+            for fast_fn, safe_fn, c in zip(fast, safe, g.compiled, strict=True):
+                hits = counter("logpipe_grok_pattern_matches_total", "events each grok pattern matched",
+                               plugin=self.id, field=fld, pattern=c.expression[:200])
+                self._pattern_hits[fast_fn] = self._pattern_hits[safe_fn] = hits
+        only = {id(c) for c in self._pattern_hits.values()}
+        self._only_pattern = next(iter(self._pattern_hits.values())) if len(only) == 1 else None
         self._explain = bool(p["explain_failures"])
         #: The last failing values (truncated), for /stats: what production lines do not match.
         self.recent_failures: deque[str] = deque(maxlen=RECENT_FAILURES)
@@ -273,9 +282,13 @@ class GrokFilter(Filter):
         self.log.warning("grok gave up after %s ms (timeout_millis) on event %s", self.params["timeout_millis"],
                          _preview(ev))
 
-    def _count(self, matched_n: int, failed_n: int, timeout_n: int) -> None:
+    def _count(self, matched_n: int, failed_n: int, timeout_n: int, by_pattern: dict[Any, int] | None = None) -> None:
         if matched_n:
             self._matches.inc(matched_n)
+            if by_pattern is None and self._only_pattern is not None:  # the one-pattern fast path
+                self._only_pattern.inc(matched_n)
+        for fn, n in (by_pattern or {}).items():
+            self._pattern_hits[fn].inc(n)
         if failed_n:
             self._failures.inc(failed_n)
         if timeout_n:
@@ -289,6 +302,7 @@ class GrokFilter(Filter):
         failure_tags = self._failure_tags
         coerce_tag = self.params["tag_on_coerce_failure"]
         matched_n = failed_n = timeout_n = 0
+        by_pattern: dict[Any, int] = {}
         for ev in events:
             cell[0] += 1
             try:
@@ -302,6 +316,7 @@ class GrokFilter(Filter):
                             caps = fn(text)
                             if caps is not None:
                                 matched = True
+                                by_pattern[fn] = by_pattern.get(fn, 0) + 1
                                 if type(caps) is GrokCaptures:
                                     add_tag(ev, coerce_tag)
                                 merge(ev, caps)
@@ -323,7 +338,7 @@ class GrokFilter(Filter):
                 for tag in failure_tags:
                     add_tag(ev, tag)
                 self._failed(ev, None)
-        self._count(matched_n, failed_n, timeout_n)
+        self._count(matched_n, failed_n, timeout_n, by_pattern)
 
     def _failed(self, ev: Event, value: Any) -> None:
         """Remember the line; explain it when asked (opt-in: diagnosis compiles pattern prefixes)."""

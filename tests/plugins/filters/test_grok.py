@@ -319,3 +319,17 @@ def test_patterns_dir_missing_is_warned_globbed_and_implicit(tmp_path: Path, mon
     monkeypatch.setenv("LOGPIPE_HOME", str(home))
     implicit = GrokFilter(match={"message": "%{SITEID:site}"})
     assert implicit.filter([Event("t", 0, {"message": "site_7"})])[0].record["site"] == "site_7"
+
+
+def test_per_pattern_match_counters() -> None:
+    from logpipe.event import Event
+    from logpipe.metrics import REGISTRY
+    from logpipe_plugins.filters.grok import GrokFilter
+
+    f = GrokFilter(id="pp", match={"message": ["%{INT:i}", "%{WORD:w}"]})
+    f.filter([Event("t", None, {"message": m}) for m in ("12", "abc", "def", "!!")])
+    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="pp", field="message", pattern="%{INT:i}") == 1
+    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="pp", field="message", pattern="%{WORD:w}") == 2
+    single = GrokFilter(id="one", match={"message": "%{INT:i}"})
+    single.filter([Event("t", None, {"message": "5"})])
+    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="one", field="message", pattern="%{INT:i}") == 1
