@@ -331,6 +331,10 @@ class Daemon:
         pipeline = self.pipeline
         if pipeline is None:
             return
+        for output_id, out in pipeline.stats().get("outputs", {}).items():
+            age = float(out["oldest_undelivered_seconds"])
+            yield ("logpipe_output_oldest_undelivered_seconds", "age of the oldest event an output has not "
+                   "delivered yet (0: nothing waiting)", {"output": output_id}, age)
         for inp in pipeline.built.inputs:
             for f in inp.stats().get("files", []):
                 if f.get("lag_bytes") is not None:

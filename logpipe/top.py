@@ -61,7 +61,8 @@ def render(stats: dict[str, Any], previous: dict[str, Any] | None, seconds: floa
                  str(pipe.get("queue_batches", 0)),
                  ", ".join(i.get("id", "?") for i in pipe.get("inputs", [])))
     outputs = Table(title="outputs", expand=True)
-    for col in ("output", "delivered", "rate", "retries", "dead letters", "dropped", "buffered", "bytes", "chunks"):
+    for col in ("output", "delivered", "rate", "retries", "dead letters", "dropped", "buffered", "bytes", "chunks",
+                "oldest"):
         outputs.add_column(col, justify="left" if col == "output" else "right", no_wrap=True, min_width=10)
     prev_outputs = prev_pipe.get("outputs") or {}
     for name, out in sorted((pipe.get("outputs") or {}).items()):
@@ -72,7 +73,7 @@ def render(stats: dict[str, Any], previous: dict[str, Any] | None, seconds: floa
             f"[yellow]{retries:,}[/]" if retries else "0",
             f"[red]{out.get('dead_lettered', 0):,}[/]" if out.get("dead_lettered") else "0",
             f"{out.get('dropped', 0):,}", f"{out.get('buffered_events', 0):,}", _size(out.get("buffered_bytes", 0)),
-            str(out.get("chunks", 0)))
+            str(out.get("chunks", 0)), f"{out.get('oldest_undelivered_seconds', 0):.1f}s")
     parts: list[Any] = [head, flow, outputs]
     files = [(name, f) for name, st in sorted((pipe.get("input_stats") or {}).items()) for f in st.get("files", [])]
     if files:

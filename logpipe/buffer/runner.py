@@ -233,8 +233,15 @@ class OutputRunner:
         except Exception:
             log.exception("output %s: close failed", plugin.id)
 
+    def oldest_undelivered_seconds(self) -> float:
+        """Age of the oldest chunk not yet finished (0 when the buffer is empty): how far behind
+        this output is, whatever the reason (slow, failing, or a flush interval)."""
+        chunks = [*self._staged.values(), *self._queue, *self._inflight]
+        return round(time.monotonic() - min(c.created for c in chunks), 3) if chunks else 0.0
+
     def stats(self) -> dict[str, Any]:
         return {
+            "oldest_undelivered_seconds": self.oldest_undelivered_seconds(),
             "buffer": self.config.type,
             "buffered_events": self._records,
             "buffered_bytes": self._bytes,
