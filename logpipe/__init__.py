@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CallbackOutput", "Event", "Pipeline", "PipelineHandler", "ThreadedPipeline", "__version__", "register"]
+__all__ = [
+    "CallbackOutput", "Event", "If", "Pipeline", "PipelineHandler", "ThreadedPipeline", "__version__", "register",
+]
 
 if TYPE_CHECKING:
+    from logpipe.compose import If
     from logpipe.embed import CallbackOutput
     from logpipe.embed_logging import PipelineHandler
     from logpipe.embed_thread import ThreadedPipeline
@@ -30,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from logpipe.embed import CallbackOutput
 
         return CallbackOutput
+    if name == "If":
+        from logpipe.compose import If
+
+        return If
     if name == "register":
         from logpipe.registry import register
 

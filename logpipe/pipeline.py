@@ -22,7 +22,7 @@ from logpipe.ack import Ack
 from logpipe.buffer import BufferOverflowError, OutputRunner
 from logpipe.build import Built, assign_unique_ids, compile_filters, compile_outputs, instantiate
 from logpipe.config.loader import load_config_paths, load_config_string
-from logpipe.config.model import PipelineConfig, PluginNode
+from logpipe.config.model import IfNode, PipelineConfig, PluginNode
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
@@ -57,8 +57,8 @@ class Pipeline:
         config: PipelineConfig | None = None,
         *,
         inputs: Iterable[Input] = (),
-        filters: Iterable[Filter] = (),
-        outputs: Iterable[Output] = (),
+        filters: Iterable[Filter | IfNode] = (),
+        outputs: Iterable[Output | IfNode] = (),
         state_dir: str | None = None,
         queue_batches: int = DEFAULT_QUEUE_BATCHES,
         shutdown_timeout: float = 30.0,

@@ -227,3 +227,29 @@ async def test_batches_of_inputs_carry_no_report(state_dir: str) -> None:
     pipeline.emit_events = spy  # type: ignore[method-assign]
     assert await pipeline.run() == 0
     assert seen == [None] and source.acked == [0]
+
+
+async def test_pipelines_built_in_code_with_conditions(state_dir: str) -> None:
+    from logpipe import If
+    from logpipe_plugins.filters.mutate import MutateFilter
+
+    seen, errors = CallbackOutput(), CallbackOutput(id="errors")
+    pipeline = Pipeline(
+        filters=[If("[status] >= 500", [MutateFilter(add_tag=["error"])],
+                    elif_=[("[status] >= 400", [MutateFilter(add_tag=["client_error"])])],
+                    else_=[MutateFilter(add_tag=["ok"])])],
+        outputs=[seen, If('"error" in [tags]', [errors])], state_dir=state_dir)
+    async with pipeline:
+        await pipeline.delivered(await pipeline.emit_many("web", [{"status": s} for s in (200, 404, 503, 201)]))
+    assert [(e.record["status"], e.record["tags"]) for e in seen.events] == [
+        (200, ["ok"]), (404, ["client_error"]), (503, ["error"]), (201, ["ok"])]  # order kept across branches
+    assert [e.record["status"] for e in errors.events] == [503]
+
+
+def test_a_bad_condition_in_code_is_a_positioned_config_error() -> None:
+    from logpipe import If
+    from logpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        If("[status] >= ", [])
+    assert "<If '[status] >= '>:1:" in str(err.value)

@@ -576,3 +576,14 @@ def _merge_setting(node: PluginNode, name: str, value: Value, name_pos: Pos) -> 
 def parse_logstash(text: str, name: str) -> PipelineConfig:
     """Parse one Logstash DSL text; errors are ConfigErrors at file:line:col."""
     return Parser(SourceText(name, text)).parse()
+
+
+def parse_condition(text: str, name: str = "<condition>") -> Expr:
+    """One Logstash conditional expression (`[status] >= 500 and "x" in [tags]`), as written after
+    `if`: for pipelines built in code (logpipe.compose.If). Mistakes are ConfigErrors with a caret."""
+    parser = Parser(SourceText(name, text))
+    expr = parser.condition()
+    rest = parser.lexer.peek()
+    if rest.kind != "eof":
+        raise parser.error(f"unexpected {rest.text!r} after the condition", rest.start)
+    return expr
