@@ -46,6 +46,7 @@ import orjson
 from logpipe.errors import ConfigError
 from logpipe.event import Event, event_document
 from logpipe.fields import MISSING, compile_getter, parse_ref
+from logpipe.jsonvalues import json_default
 from logpipe.plugin import Plugin
 
 CONDITION_KEYS = {"equal", "absent", "present", "match", "tags", "not_tags"}
@@ -227,8 +228,8 @@ def check_expectations(expect: dict[str, Any], events: list[Event]) -> list[str]
             continue
         failures += [f"event {i + 1}: {f}" for f in _check_event(cond, events[i])]
     if failures:
-        failures.append("events that came out:\n" + "\n".join(
-            "  " + orjson.dumps(event_document(ev, with_metadata=True), default=str).decode() for ev in events))
+        shown = [orjson.dumps(event_document(ev, with_metadata=True), default=json_default).decode() for ev in events]
+        failures.append("events that came out:\n" + "\n".join("  " + line for line in shown))
     return failures
 
 

@@ -27,6 +27,7 @@ import orjson
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.jsonvalues import json_default
 from logpipe.timefmt import NS, compile_joda_formatter, format_iso_ms, parse_iso8601
 
 
@@ -402,7 +403,7 @@ def render_value(value: Any) -> str:
     if cls is list or cls is tuple:
         return ",".join(_render_element(v) for v in value)
     if isinstance(value, dict):
-        return orjson.dumps(value, default=str).decode()
+        return orjson.dumps(value, default=json_default).decode()
     if value is None:
         return ""
     return str(value)
@@ -410,7 +411,7 @@ def render_value(value: Any) -> str:
 
 def _render_element(value: Any) -> str:
     if isinstance(value, (list, dict)):
-        return orjson.dumps(value, default=str).decode()
+        return orjson.dumps(value, default=json_default).decode()
     return render_value(value)
 
 

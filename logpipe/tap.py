@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from logpipe.event import Event, event_document
+from logpipe.jsonvalues import json_default
 
 MAX_LIMIT = 1000
 MAX_WAIT = 60.0
@@ -76,7 +77,7 @@ async def tap(pipeline: Any, plugin_id: str, limit: int, sample: int, wait: floa
             counter[0] += 1
             if counter[0] % sample:
                 continue
-            seen.append(orjson.dumps({"tag": ev.tag, **event_document(ev, with_metadata=True)}, default=str,
+            seen.append(orjson.dumps({"tag": ev.tag, **event_document(ev, with_metadata=True)}, default=json_default,
                                      option=orjson.OPT_NON_STR_KEYS))
             if len(seen) >= limit:
                 done.set()

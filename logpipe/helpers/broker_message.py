@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from logpipe.event import Event, event_document
+from logpipe.jsonvalues import json_default
 from logpipe.plugin import Codec
 from logpipe.timefmt import parse_iso8601
 
@@ -22,7 +23,7 @@ __all__ = ["decode_payload", "encode_event"]
 def encode_event(event: Event, codec: Codec | None) -> bytes:
     """The message body of one event: the codec's bytes, or the JSON event document."""
     if codec is None:
-        return orjson.dumps(event_document(event), default=str)
+        return orjson.dumps(event_document(event), default=json_default)
     return codec.encode([event])
 
 

@@ -16,6 +16,7 @@ import orjson
 from logpipe.event import Event, event_document
 from logpipe.fields import parse_ref
 from logpipe.helpers.ecs import ecs_enabled, ecs_setting
+from logpipe.jsonvalues import json_default
 from logpipe.plugin import Codec, Setting
 
 
@@ -74,4 +75,4 @@ class EsBulkCodec(Codec):
 
     def encode(self, events: list[Event]) -> bytes:
         action = b'{"index":{}}\n'
-        return b"".join(action + orjson.dumps(event_document(ev), default=str) + b"\n" for ev in events)
+        return b"".join(action + orjson.dumps(event_document(ev), default=json_default) + b"\n" for ev in events)

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from logpipe.event import Event, event_document
+from logpipe.jsonvalues import json_default
 from logpipe.metrics import counter
 from logpipe.plugin import Codec, Setting
 
@@ -44,10 +45,10 @@ class JsonCodec(Codec):
         dumps = orjson.dumps
         meta = self.params["metadata"]
         sep = self.separator
-        return b"".join(dumps(event_document(ev, meta), default=str) + sep for ev in events)
+        return b"".join(dumps(event_document(ev, meta), default=json_default) + sep for ev in events)
 
     def encode_each(self, events: list[Event]) -> list[bytes]:
         dumps = orjson.dumps
         meta = self.params["metadata"]
         sep = self.separator
-        return [dumps(event_document(ev, meta), default=str) + sep for ev in events]
+        return [dumps(event_document(ev, meta), default=json_default) + sep for ev in events]

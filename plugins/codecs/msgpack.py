@@ -14,6 +14,7 @@ import msgpack
 
 from logpipe.event import Event, event_document
 from logpipe.fields import compile_sprintf
+from logpipe.jsonvalues import msgpack_default
 from logpipe.plugin import Codec, Setting
 
 FAILURE_TAG = "_msgpackparsefailure"
@@ -45,7 +46,7 @@ class MsgpackCodec(Codec):
         return self.decode_bytes([line.encode("utf-8", "surrogateescape") for line in lines])
 
     def encode(self, events: list[Event]) -> bytes:
-        packer = msgpack.Packer(default=str)
+        packer = msgpack.Packer(default=msgpack_default)
         chunks = []
         for ev in events:
             doc = event_document(ev)

@@ -36,6 +36,7 @@ import orjson
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_deleter, compile_getter
+from logpipe.jsonvalues import json_default
 from logpipe.plugin import Filter, Setting
 from logpipe.timefmt import parse_iso8601
 
@@ -57,7 +58,7 @@ def _text(value: Any) -> str:
     if value.__class__ is bool:
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value, default=str).decode()
+        return orjson.dumps(value, default=json_default).decode()
     return str(value)
 
 

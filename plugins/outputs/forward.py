@@ -39,6 +39,7 @@ from logpipe.helpers.forward_protocol import (
 )
 from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.helpers.tls import TlsClient
+from logpipe.jsonvalues import msgpack_default
 from logpipe.plugin import Output, RetryableError, Section, SectionValue, Setting, WriteResult
 
 _SERVER_SPEC = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+)(?::(?P<weight>\d+))?)?")
@@ -227,7 +228,7 @@ class ForwardOutput(Output):
 
     def format(self, events: list[Event]) -> list[bytes]:
         """One forward entry per event — msgpack [time, record] — prefixed by its tag."""
-        pack = msgpack.Packer(use_bin_type=True, default=str).pack
+        pack = msgpack.Packer(use_bin_type=True, default=msgpack_default).pack
         if self.time_as_integer:
             return [pack_routed(ev.tag, pack((ev.time // NS, ev.record))) for ev in events]
         return [pack_routed(ev.tag, pack((event_time(ev.time), ev.record))) for ev in events]
@@ -258,7 +259,7 @@ class ForwardOutput(Output):
 
     def _messages(self, items: list[bytes]) -> tuple[list[bytes], list[str]]:
         """PackedForward message(s), one per tag, with chunk ids when acks are required."""
-        packer = msgpack.Packer(use_bin_type=True, default=str)
+        packer = msgpack.Packer(use_bin_type=True, default=msgpack_default)
         messages: list[bytes] = []
         chunk_ids: list[str] = []
         for tag, (_, group) in group_routed(items).items():

@@ -22,6 +22,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event, event_document
 from logpipe.fields import compile_sprintf
 from logpipe.helpers.http_client import HttpClient, HttpSession, Reply, reason
+from logpipe.jsonvalues import json_default, msgpack_default
 from logpipe.plugin import Output, Setting, WriteResult
 
 FORMATS = ("json", "json_batch", "ndjson", "msgpack")
@@ -34,8 +35,8 @@ def encode_document(event: Event, fmt: str) -> bytes:
     """One event's bytes in the request body (pure: the output API's per-event `format`)."""
     doc = event_document(event)
     if fmt == "msgpack":
-        return msgpack.packb(doc, use_bin_type=True, default=str)
-    return orjson.dumps(doc, default=str)
+        return msgpack.packb(doc, use_bin_type=True, default=msgpack_default)
+    return orjson.dumps(doc, default=json_default)
 
 
 def join_body(items: list[bytes], fmt: str) -> bytes:

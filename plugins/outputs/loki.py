@@ -24,6 +24,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, parse_ref
 from logpipe.helpers.http_client import HttpClient, HttpSession, reason
+from logpipe.jsonvalues import json_default
 from logpipe.metrics import REGISTRY
 from logpipe.plugin import Output, Setting, WriteResult
 
@@ -51,9 +52,9 @@ def label_name(name: str) -> str:
 def line_text(record: dict[str, Any], fmt: str) -> str:
     """The log line of one record (pure: the output API's per-event `format`)."""
     if fmt == "key_value":
-        return " ".join(f"{k}={v if isinstance(v, str) else orjson.dumps(v, default=str).decode()}"
+        return " ".join(f"{k}={v if isinstance(v, str) else orjson.dumps(v, default=json_default).decode()}"
                         for k, v in record.items())
-    return orjson.dumps(record, default=str).decode()
+    return orjson.dumps(record, default=json_default).decode()
 
 
 class LokiOutput(Output):
@@ -127,7 +128,7 @@ class LokiOutput(Output):
             value = getter(event)
             if value is MISSING or value is None:
                 continue
-            text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+            text = value if isinstance(value, str) else orjson.dumps(value, default=json_default).decode()
             seen = self._seen.setdefault(name, set())
             if text not in seen:
                 if len(seen) >= self.max_label_values:
@@ -142,7 +143,7 @@ class LokiOutput(Output):
         record = {k: v for k, v in event.record.items() if k not in self._removed}
         if self.drop_single_key and len(record) == 1:
             (value,) = record.values()
-            return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+            return value if isinstance(value, str) else orjson.dumps(value, default=json_default).decode()
         return line_text(record, self.line_format)
 
     def push_body(self, events: list[Event]) -> bytes:
