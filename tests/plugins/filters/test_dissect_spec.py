@@ -12,6 +12,7 @@ import pytest
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.testing import FilterDriver
 from logpipe_plugins.filters.dissect import DissectFilter
 
 SUITE = json.loads((Path(__file__).parent / "vectors" / "dissect_logstash.json").read_text())["vectors"]
@@ -24,8 +25,9 @@ def run(record: dict[str, Any], **settings: Any) -> Event:
 
 
 @pytest.mark.parametrize("case", [c for c in SUITE if not c["skip"]], ids=[c["name"] for c in SUITE if not c["skip"]])
-def test_compatibility_suite(case: dict[str, Any]) -> None:
-    ev = run({"message": case["msg"]}, mapping={"message": case["tok"]})
+async def test_compatibility_suite(case: dict[str, Any]) -> None:
+    async with FilterDriver(DissectFilter(mapping={"message": case["tok"]})) as driver:
+        [ev] = driver.run([{"message": case["msg"]}])
     for key, value in case["expected"].items():
         assert ev.record.get(key) == value, (key, ev.record)
 
