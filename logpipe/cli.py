@@ -136,10 +136,9 @@ def _main(argv: Sequence[str] | None) -> int:
             from logpipe.top import main as top_main
 
             return top_main(args.http_host, args.http_port, max(0.2, args.interval), args.once)
-        pipeline = _build(args)
         if args.command == "check":
-            print("Configuration OK")
-            return EXIT_OK
+            return _check(args)
+        pipeline = _build(args)
         return _run(pipeline, args)
     except LogpipeError as exc:
         print(str(exc), file=sys.stderr)
@@ -171,6 +170,19 @@ def _build(args: argparse.Namespace) -> Pipeline:
     if args.text is not None:
         return Pipeline.from_string(args.text, "<command line>", **kwargs)
     return Pipeline.from_paths(args.paths, **kwargs)
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Every plugin and condition mistake at once (logpipe.config.check), then the whole build."""
+    from logpipe.config.check import check_config
+    from logpipe.config.loader import load_config_paths, load_config_string
+    from logpipe.pipeline import Pipeline
+
+    config = load_config_string(args.text, "<command line>") if args.text is not None else load_config_paths(args.paths)
+    check_config(config)
+    Pipeline(config)
+    print("Configuration OK")
+    return EXIT_OK
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -270,7 +270,8 @@ def coerce_settings(cls: type[Plugin], raw: dict[str, Any]) -> dict[str, Any]:
     """Validate settings against the plugin's declaration: unknown names (with a
     suggestion), missing required ones, wrong types, ranges, sections. Returns every
     declared setting, defaults filled in."""
-    return coerce_declared(cls.all_settings(), raw, f"{cls.kind} '{cls.name}'")
+    common = frozenset(s.name for s in cls.common_settings)
+    return coerce_declared(cls.all_settings(), raw, f"{cls.kind} '{cls.name}'", common=common)
 
 
 _warned: set[tuple[str, str]] = set()
@@ -278,6 +279,7 @@ _warned: set[tuple[str, str]] = set()
 
 def coerce_declared(
     declared: list[Setting], raw: dict[str, Any], owner: str, path: str = "", written: bool = True,
+    common: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The work of `coerce_settings` for any list of declarations: a plugin's, or a
     section's (then `path` is where the section sits, `security` or `server[1]`, and every
@@ -303,7 +305,8 @@ def coerce_declared(
                               setting=prefix + key, at_name=True)
         setting = by_name.get(target)
         if setting is None:
-            raise ConfigError(_unknown_setting_message(declared, owner, key), setting=prefix + key, at_name=True)
+            raise ConfigError(_unknown_setting_message(declared, owner, key, common), setting=prefix + key,
+                              at_name=True)
         try:
             values[target] = coerce_value(setting, value)
         except ConfigError as exc:
@@ -344,13 +347,25 @@ def _fresh(default: Any) -> Any:
     return default
 
 
-def _unknown_setting_message(declared: list[Setting], owner: str, key: str) -> str:
+def _unknown_setting_message(declared: list[Setting], owner: str, key: str,
+                             common: frozenset[str] = frozenset()) -> str:
+    """A typo gets "did you mean"; otherwise the plugin's own settings, then, apart, how many
+    common ones every plugin of the kind takes (buffer, codec, id …), so the list stays readable."""
     from logpipe.suggest import close_name, name_list
 
     names = [s.name for s in declared if not s.name.startswith("@")]
     close = close_name(key, names)
-    hint = f"; did you mean '{close}'?" if close else f"; known settings:\n{name_list(names)}"
-    return f"unknown setting '{key}' for {owner}{hint}"
+    if close:
+        return f"unknown setting '{key}' for {owner}; did you mean '{close}'?"
+    own = [n for n in names if n not in common]
+    shared = sorted(n for n in names if n in common)
+    text = f"unknown setting '{key}' for {owner}; known settings:\n{name_list(own or names)}"
+    if own and shared:
+        kind = owner.split(" ", 1)[0]
+        plugin = owner.split("'")[1] if owner.count("'") >= 2 else kind
+        shown = ", ".join(shared[:6]) + (", …" if len(shared) > 6 else "")
+        text += f"\n    and the {len(shared)} every {kind} takes ({shown}; `logpipe plugins {plugin}` lists all)"
+    return text
 
 
 def _is_text(value: Any) -> bool:
