@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -364,7 +365,8 @@ def _unknown_setting_message(declared: list[Setting], owner: str, key: str,
         kind = owner.split(" ", 1)[0]
         plugin = owner.split("'")[1] if owner.count("'") >= 2 else kind
         shown = ", ".join(shared[:6]) + (", …" if len(shared) > 6 else "")
-        text += f"\n    and the {len(shared)} every {kind} takes ({shown}; `logpipe plugins {plugin}` lists all)"
+        tail = f"and the {len(shared)} every {kind} takes ({shown}; `logpipe plugins {plugin}` lists all)"
+        text += "\n" + "\n".join(textwrap.wrap(tail, width=100, initial_indent="    ", subsequent_indent="    "))
     return text
 
 

@@ -26,7 +26,8 @@ PASSING = {
 FAILING = {
     "elastic-examples__Business_Metrics_Recipes__twitter_trends__configs__logstash.conf":
         "'twitter' is a Logstash input plugin that logpipe does not provide",
-    "elastic-examples__twitter__twitter_logstash.conf": "'twitter' is a Logstash input plugin that logpipe does not provide",
+    "elastic-examples__twitter__twitter_logstash.conf":
+        "'twitter' is a Logstash input plugin that logpipe does not provide",
     "elastic-examples__nyc_traffic_accidents__nyc_collision_logstash.conf": "the ruby filter runs code",
     "elastic-examples__gdpr__pseudonymization__logstash_script_fingerprint.conf": "the ruby filter runs code",
     "elastic-examples__gdpr__pseudonymization__logstash_fingerprint.conf": "the ruby filter runs code",
