@@ -66,9 +66,11 @@ def instantiate(node: PluginNode | Plugin) -> Plugin:
         else:
             settings[key] = plain(value)
     try:
-        return cls(**settings)
+        plugin = cls(**settings)
     except ConfigError as exc:
         raise ConfigError(exc.message, exc.pos or node.position_of(exc.setting, exc.at_name)) from None
+    plugin.position_of = node.position_of  # errors the plugin raises later (in start) are placed too
+    return plugin
 
 
 # ---- filters ---------------------------------------------------------------------

@@ -163,7 +163,7 @@ async def _run_case(path: str, index: int, case: dict[str, Any], pipeline: Any) 
             ids = sorted(p.id for p in pipeline.plugins if p.kind in ("filter", "output"))
             raise ConfigError(f"{path}: {name}: no filter or output with id {extract!r}; ids: {', '.join(ids)}")
     for plugin in pipeline.built.filters:
-        await plugin.start()
+        await plugin.lifecycle_start()
     try:
         if target is not None and target.kind == "filter":
             captured = []
@@ -176,7 +176,7 @@ async def _run_case(path: str, index: int, case: dict[str, Any], pipeline: Any) 
             out = [ev for batch in captured for ev in batch]
     finally:
         for plugin in pipeline.built.filters:
-            await plugin.close()
+            await plugin.lifecycle_close()
     result.failures = check_expectations(case.get("expect", {}), out)
     result.seconds = time.perf_counter() - started
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Protocol
 
 
 class Counter:
@@ -58,3 +59,69 @@ class Registry:
 REGISTRY = Registry()
 counter = REGISTRY.counter
 gauge = REGISTRY.gauge
+
+
+class _Identified(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    id: str
+
+
+class PluginMetrics:
+    """A plugin's metrics, created through the plugin (`self.metrics.counter(...)`) so
+    every plugin names and labels them the same way: `logpipe_<kind>_<thing>_total`
+    (gauges: `logpipe_<kind>_<thing>`) with the label `<kind>="<id>"`, e.g.
+    `logpipe_output_es_items_failed_total{output="es_main"}`. Extra labels (`reason`)
+    come after. The id is read when the metric is first used, not when it is declared:
+    the pipeline may give a plugin a unique id after constructing it."""
+
+    def __init__(self, plugin: _Identified) -> None:
+        self._plugin = plugin
+
+    def counter(self, thing: str, doc: str, **labels: str) -> PluginMetric:
+        """A counter for `thing` (a snake_case noun: `lines`, `protocol_errors`)."""
+        return PluginMetric(self._plugin, f"logpipe_{self._plugin.kind}_{thing}_total", doc, labels)
+
+    def gauge(self, thing: str, doc: str, **labels: str) -> PluginMetric:
+        """A gauge for `thing` (`connections`, `buffer_bytes`)."""
+        return PluginMetric(self._plugin, f"logpipe_{self._plugin.kind}_{thing}", doc, labels)
+
+
+class PluginMetric:
+    """One counter or gauge of a plugin, bound to its series on first use. `also` keeps an
+    older series (name and labels the README or dashboards used) counting the same."""
+
+    __slots__ = ("_plugin", "name", "_doc", "_labels", "_items", "_also")
+
+    def __init__(self, plugin: _Identified, name: str, doc: str, labels: dict[str, str]) -> None:
+        self._plugin = plugin
+        self.name = name
+        self._doc = doc
+        self._labels = labels
+        self._items: list[Counter] | None = None
+        self._also: list[tuple[str, dict[str, str]]] = []
+
+    def also(self, name: str, **labels: str) -> PluginMetric:
+        """Keep counting under an older name and labels too (backward compatibility)."""
+        self._also.append((name, labels))
+        return self
+
+    def _bound(self) -> list[Counter]:
+        if self._items is None:
+            labels = {self._plugin.kind: self._plugin.id, **self._labels}
+            self._items = [REGISTRY.counter(self.name, self._doc, **labels)]
+            self._items += [REGISTRY.counter(name, self._doc, **old) for name, old in self._also]
+        return self._items
+
+    def inc(self, amount: float = 1) -> None:
+        for item in self._bound():
+            item.inc(amount)
+
+    def set(self, value: float) -> None:
+        for item in self._bound():
+            item.set(value)
+
+    @property
+    def value(self) -> float:
+        return self._bound()[0].value

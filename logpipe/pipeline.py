@@ -125,16 +125,16 @@ class Pipeline:
                 await runner.start()
                 self._runners.append(runner)
             for filter_plugin in self.built.filters:
-                await filter_plugin.start()
+                await filter_plugin.lifecycle_start()
                 started.append(filter_plugin)
             for input_plugin in self.built.inputs:
-                await input_plugin.start()
+                await input_plugin.lifecycle_start()
                 started.append(input_plugin)
         except BaseException:
             for runner in self._runners:
                 await runner.stop(0)
             for plugin in reversed(started):
-                await _quietly(plugin.close(), plugin)
+                await _quietly(plugin.lifecycle_close(), plugin)
             self._worker.cancel()
             self._stopped = self._queue_closed = True
             raise
@@ -219,9 +219,9 @@ class Pipeline:
         # Inputs close last: the outputs' final deliveries complete acks, and an input
         # saves the positions those acks committed when it closes.
         for plugin in self.built.inputs:
-            await _quietly(plugin.close(), plugin)
+            await _quietly(plugin.lifecycle_close(), plugin)
         for filter_plugin in self.built.filters:
-            await _quietly(filter_plugin.close(), filter_plugin)
+            await _quietly(filter_plugin.lifecycle_close(), filter_plugin)
 
     async def _drain(self) -> None:
         assert self._queue is not None and self._worker is not None

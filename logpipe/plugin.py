@@ -1,379 +1,60 @@
-"""The plugin API: base classes, setting declarations, and their validation.
+"""The plugin API: the one import a plugin author needs.
 
-A plugin declares its settings once (`settings = [Setting(...)]`); that single
-declaration drives validation, error messages, defaults and `logpipe plugins`.
+    from logpipe.plugin import Input, Setting, Section, Event, ConfigError, ServerInput
+
+A plugin declares its settings once (`settings = [Setting(...)]`, sections with
+`Section(...)`); that declaration drives validation, positioned error messages,
+defaults, the attributes the plugin reads (`self.port`) and `logpipe plugins`.
 Plugins are built from their settings alone (`GrokFilter(match={...})`), so a
-pipeline can be rebuilt anywhere, and talk to the core only through this module,
-`logpipe.event`, `logpipe.fields` and the context objects they are handed.
+pipeline can be rebuilt anywhere, and talk to the core only through what this module
+exports and the context objects they are handed. Shared machinery comes as helpers
+that bring their own settings: list them (`helpers = [TlsClient]`) or extend the
+helper's base class (`ServerInput`). See ARCHITECTURE.md, "The plugin API".
+
+The names live in smaller modules (logpipe.base, logpipe.settings, logpipe.errors,
+logpipe.event, logpipe.fields, logpipe/helpers/); inside logpipe/helpers import from
+those, since this module imports the helpers.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-from logpipe.buffer.deadletter import describe_item
-from logpipe.buffer.retry import NOT_RETRIED
-from logpipe.buffer.settings import BUFFER_SETTINGS, resolve_buffer_config
-from logpipe.config.tagmatch import compile_tag_patterns
-from logpipe.decorate import build_decorator
-from logpipe.errors import ConfigError
+from logpipe.base import (
+    NOT_RETRIED,
+    TAG_MATCH,
+    TAG_MATCH_ALIAS,
+    AckCallback,
+    Codec,
+    Filter,
+    Helper,
+    Input,
+    InputContext,
+    Output,
+    Plugin,
+    WriteResult,
+)
+from logpipe.errors import ConfigError, LogpipeError, PluginError, ProtocolError, RetryableError
 from logpipe.event import Event
-from logpipe.fields import timestamp_to_ns
-from logpipe.helpers import ecs
-from logpipe.helpers.inject import compile_injector
-from logpipe.settings import Section, SectionValue, Setting, coerce_settings, written_names
+from logpipe.fields import (
+    add_tag,
+    compile_deleter,
+    compile_getter,
+    compile_setter,
+    compile_sprintf,
+    delete_field,
+    get_field,
+    has_sprintf,
+    render_value,
+    set_field,
+)
+from logpipe.helpers.server import Server, ServerInput
+from logpipe.helpers.timer import Timers
+from logpipe.helpers.tls import TlsClient, TlsServer
+from logpipe.settings import Section, SectionValue, Setting
 
 __all__ = [
-    "AckCallback", "Codec", "Filter", "Helper", "Input", "InputContext", "Output", "Plugin", "RetryableError",
-    "NOT_RETRIED", "Section", "SectionValue", "Setting", "WriteResult",
+    "NOT_RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "ConfigError", "Event", "Filter",
+    "Helper", "Input", "InputContext", "LogpipeError", "Output", "Plugin", "PluginError", "ProtocolError", "RetryableError",
+    "Section", "SectionValue", "Server", "ServerInput", "Setting", "Timers", "TlsClient", "TlsServer",
+    "WriteResult", "add_tag", "compile_deleter", "compile_getter", "compile_setter", "compile_sprintf",
+    "delete_field", "get_field", "has_sprintf", "render_value", "set_field",
 ]
-
-#: The common tag filter of filters and outputs. Plugins whose own `match` setting means
-#: something else (grok, date) replace it; `match_tag` is the unambiguous spelling.
-TAG_MATCH = Setting("match", "array", doc="only events whose tag matches one of these globs")
-TAG_MATCH_ALIAS = Setting("match_tag", "array", doc="same as the common `match`: Fluentd tag globs")
-
-
-class Helper:
-    """Plugin machinery shared by several plugins that brings its own settings (Fluentd's
-    `helpers :server, :timer`). A plugin composes helpers by listing them,
-    `helpers = [Server, TlsServer]`: their settings join the plugin's own (a setting the
-    plugin declares itself, by the same name, wins: that is how a plugin changes a
-    default), and the helper's functions read them back from the plugin's attributes."""
-
-    settings: ClassVar[list[Setting]] = []
-
-    @classmethod
-    def settings_for(cls, plugin: type[Plugin]) -> list[Setting]:
-        """The settings this helper adds to `plugin` (a helper may adapt defaults to it)."""
-        return list(cls.settings)
-
-
-#: Fluentd's log levels (`@log_level`, `<system> log_level`) → logging's.
-_LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-               "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
-
-
-class Plugin:
-    """Base of every plugin. Subclasses set `kind`, `name`, `settings`, and take their
-    validated settings as attributes (`self.path`, `self.tag` …)."""
-
-    kind: ClassVar[str] = ""
-    name: ClassVar[str] = ""
-    doc: ClassVar[str] = ""
-    settings: ClassVar[list[Setting]] = []
-    #: Helpers whose settings this plugin takes (see Helper).
-    helpers: ClassVar[list[type[Helper]]] = []
-    common_settings: ClassVar[list[Setting]] = [
-        Setting("id", "string", doc="a unique name for this plugin instance (logs, metrics)"),
-        Setting("@log_level", "string", choices=tuple(_LOG_LEVELS),
-                doc="Fluentd @log_level: this plugin's own log level"),
-    ]
-
-    def __init__(self, **settings: Any) -> None:
-        values = coerce_settings(type(self), settings)
-        self._written = written_names(type(self).all_settings(), list(settings))
-        for setting in type(self).all_settings():
-            if setting.type == "codec" and isinstance(values.get(setting.name), str):
-                from logpipe.registry import create  # the registry imports this module
-
-                try:
-                    values[setting.name] = create("codec", values[setting.name])
-                except ConfigError as exc:
-                    if exc.setting is not None or exc.pos is not None:
-                        raise  # the codec's own settings: already placed
-                    raise ConfigError(exc.message, setting=setting.name) from None
-        if "ecs_compatibility" in values and values["ecs_compatibility"] is None:
-            values["ecs_compatibility"] = ecs.DEFAULT_MODE  # not set: the pipeline-wide default
-        self.params: dict[str, Any] = values
-        cls = type(self)
-        for key, value in values.items():
-            attr = key.lstrip("@").replace("-", "_")
-            if not callable(getattr(cls, attr, None)) and not isinstance(getattr(cls, attr, None), property):
-                setattr(self, attr, value)
-        self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}")
-        level = values.get("@log_level")
-        if level is not None:  # a logger of its own, so other instances of the plugin keep theirs
-            self.log = logging.getLogger(f"logpipe.{self.kind}.{self.name}.{values.get('id') or id(self)}")
-            self.log.setLevel(_LOG_LEVELS[level])
-        #: Called with each batch a filter hands on (`logpipe test`, taps); empty when nobody looks.
-        self.observers: list[Callable[[list[Event]], None]] = []
-        self.id: str = values.get("id") or f"{self.name}"
-        tag_setting = self._tag_setting()  # not tag_patterns(): subclasses override it with their own state
-        if tag_setting is not None:
-            try:  # checked here, where the error can name the setting; the router compiles them again
-                compile_tag_patterns(list(values[tag_setting]))
-            except ConfigError as exc:
-                raise ConfigError(exc.message, setting=tag_setting) from None
-
-    def setting_name(self, declared: str) -> str:
-        """The name the user wrote for a declared setting (an old alias, the other
-        front-end's spelling), for errors that must name what to edit."""
-        return self._written.get(declared, declared)
-
-    def _tag_setting(self) -> str | None:
-        """Which setting holds the tag globs: `match_tag`, or the common `match` (None if neither)."""
-        if self.params.get("match_tag"):
-            return "match_tag"
-        own = next((s for s in type(self).all_settings() if s.name == "match"), None)
-        if own is TAG_MATCH and self.params.get("match"):
-            return "match"
-        return None
-
-    def tag_patterns(self) -> list[str] | None:
-        """The Fluentd tag globs this filter or output is limited to, if any."""
-        setting = self._tag_setting()
-        return None if setting is None else list(self.params[setting])
-
-    @classmethod
-    def all_settings(cls) -> list[Setting]:
-        seen: dict[str, Setting] = {}
-        helper_settings = [s for helper in cls.helpers for s in helper.settings_for(cls)]
-        for s in cls.common_settings + helper_settings + cls.settings:
-            seen[s.name] = s
-        return list(seen.values())
-
-    async def start(self) -> None:
-        """Open connections, files … Called once before events flow."""
-
-    async def close(self) -> None:
-        """Release everything. Called once after the last event."""
-
-
-# ---- inputs ----------------------------------------------------------------------
-
-AckCallback = Callable[[], None]
-
-
-class InputContext:
-    """What an input is handed by the pipeline.
-
-    `emit(events, on_ack)` hands a batch to the pipeline and waits while the pipeline
-    is full (backpressure). `on_ack` is called exactly once, on the event loop, when
-    every output the batch was routed to has delivered it or stored it durably (at
-    once if the events were dropped or routed nowhere). Inputs commit — save a
-    position, send an ack — only from `on_ack`.
-    """
-
-    def __init__(
-        self,
-        emit: Callable[[list[Event], AckCallback | None], Awaitable[None]],
-        state_dir: str,
-        plugin_id: str,
-        metrics: Any = None,
-    ) -> None:
-        self.emit = emit
-        self.state_dir = state_dir
-        self.plugin_id = plugin_id
-        self.metrics = metrics
-
-
-class Input(Plugin):
-    """An input runs as one task. `run` returns when a finite input is exhausted
-    (stdin at EOF, generator count reached); an endless one runs until the task is
-    cancelled at shutdown, and must leave its committed state consistent when it is.
-    """
-
-    kind = "input"
-    common_settings = Plugin.common_settings + [
-        Setting("tag", "string", doc="routing tag of the events (Fluentd style)"),
-        Setting("type", "string", doc="Logstash `type` field set on every event"),
-        Setting("tags", "array", doc="tags added to every event"),
-        Setting("add_field", "hash", default={}, doc="fields added to every event (sprintf)"),
-        Setting("codec", "codec", doc="how bytes become records"),
-        Setting("@label", "string", doc="Fluentd label: route these events to a <label> section"),
-    ]
-
-    async def run(self, ctx: InputContext) -> None:
-        raise NotImplementedError
-
-    def stats(self) -> dict[str, Any]:
-        """What this input wants shown in /stats (e.g. tail's per-file lag); {} for nothing."""
-        return {}
-
-    @property
-    def event_tag(self) -> str:
-        """The tag events get when the user set none: the plugin's name (`stdin`, `generator`)."""
-        return self.params.get("tag") or self.name
-
-
-# ---- filters ---------------------------------------------------------------------
-
-
-class Filter(Plugin):
-    """Filters transform batches synchronously: per-event Python is the budget, so a
-    filter gets the whole batch and returns the batch that continues (it may drop,
-    change or add events). On success for an event a filter calls `self.matched(ev)`
-    (Logstash's filter_matched), which applies the common add/remove options.
-
-    Order: a filter returns events in the order it got them (new events where their
-    parent stood). Set `creates_events = False` when `filter` only changes or drops the
-    events it is given — never returns a new or an earlier batch's event: the pipeline
-    then re-joins a batch that a conditional split with one call per branch and a merge
-    by position. Left True (the safe default: split, clone), a split batch goes through
-    the branch in runs of consecutive events, so new events stay in place."""
-
-    kind = "filter"
-    creates_events: ClassVar[bool] = True
-    common_settings = Plugin.common_settings + [
-        Setting("add_field", "hash", default={}, doc="fields to add on success (sprintf in keys and values)"),
-        Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),
-        Setting("remove_field", "array", default=[], doc="fields to remove on success"),
-        Setting("remove_tag", "array", default=[], doc="tags to remove on success"),
-        TAG_MATCH,
-        TAG_MATCH_ALIAS,
-        Setting("periodic_flush", "bool", default=False, doc="accepted for Logstash compatibility"),
-    ]
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._decorate = build_decorator(
-            self.add_field, self.add_tag, self.remove_field, self.remove_tag  # type: ignore[attr-defined]
-        )
-
-    def filter(self, events: list[Event]) -> list[Event]:
-        raise NotImplementedError
-
-    def stats(self) -> dict[str, Any]:
-        """What this filter wants shown in /stats (e.g. grok's last failing lines); {} for nothing."""
-        return {}
-
-    def matched(self, event: Event) -> None:
-        """Apply add_field/add_tag/remove_field/remove_tag to an event the filter handled."""
-        if self._decorate is not None:
-            self._decorate(event)
-
-    @property
-    def decorates(self) -> bool:
-        """False when no common option is set, so filters can skip the per-event call."""
-        return self._decorate is not None
-
-
-# ---- outputs ---------------------------------------------------------------------
-
-
-class RetryableError(Exception):
-    """The whole write failed for a reason that may pass (connection refused, 503):
-    the chunk is retried with backoff."""
-
-
-@dataclass
-class WriteResult:
-    """Per-item outcome of `Output.write`. Indices refer to the items passed in (the
-    formatted items, or the events of an output that wants events); every index not
-    listed was delivered. `retry` items are retried alone; `failed` items (index,
-    reason) go to the dead-letter route."""
-
-    retry: list[int] = field(default_factory=list)
-    failed: list[tuple[int, str]] = field(default_factory=list)
-
-
-class Output(Plugin):
-    """Outputs are split as in Fluentd: `format` (pure CPU) and `write` (I/O only).
-
-    - `format(events) -> list[bytes]`: exactly one item per event, in order — the bytes
-      this output will send for it (a JSON line for file and stdout, the bulk action and
-      source lines for Elasticsearch, a msgpack entry for forward, a BSON document for
-      Mongo). Pure: no I/O, no state that changes, because it may run in a worker process
-      (pipeline.workers) built from the settings alone. The buffer stores these items
-      (memory and file buffers alike, sized by their byte length), so a replay never
-      formats again. Whatever `write` needs to know per event (a file path, a collection,
-      a tag) must be inside the item. If `format` raises, the core formats the events one
-      by one: the events that fail alone are dead-lettered with the reason, the rest go on.
-    - `async write(items) -> WriteResult | None`: sends a chunk of items. Return None
-      (all delivered) or a WriteResult whose indexes refer to `items`. Raise
-      RetryableError (or an OSError / TimeoutError) when the whole chunk may pass later:
-      it is retried with backoff, as is any exception of a client library's own. A
-      programming or data error (NOT_RETRIED: TypeError, ValueError, KeyError …)
-      dead-letters the chunk at once instead of failing the same way forever.
-    - `describe(item)`: what a dead letter shows for an item; the default decodes JSON
-      (JSON lines: a list when there are several) and falls back to base64.
-
-    Outputs that need `Event` objects (the embedding CallbackOutput, test collectors,
-    simple user plugins) do not override `format`: then `wants_events` is True and
-    `write` gets the events themselves, formatted nowhere; with pipeline workers such an
-    output is fed from the main process (its events travel back from the workers).
-    """
-
-    kind = "output"
-    common_settings = Plugin.common_settings + [
-        TAG_MATCH,
-        TAG_MATCH_ALIAS,
-        Setting("codec", "codec", doc="how events become bytes"),
-        Setting("inject", "hash", doc="Fluentd <inject>: time_key, time_type, time_format, localtime, tag_key, "
-                "hostname_key written into each record before it is written"),
-    ] + BUFFER_SETTINGS
-    #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).
-    buffer_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        # The buffer engine resolves these again when it starts; checking them here as well is what
-        # lets `logpipe check` and the loader report a bad <buffer> value at file:line:col.
-        resolve_buffer_config(self.params, type(self).buffer_defaults)
-        self.injector = compile_injector(self.params["inject"]) if self.params.get("inject") else None
-
-    @property
-    def wants_events(self) -> bool:
-        """True when this output takes events in `write` (it does not override `format`)."""
-        return type(self).format is Output.format
-
-    def format(self, events: list[Event]) -> list[bytes]:
-        raise NotImplementedError
-
-    async def write(self, items: Any) -> WriteResult | None:
-        """`items`: list[bytes] from `format`, or list[Event] when `wants_events`."""
-        raise NotImplementedError
-
-    def describe(self, item: bytes) -> Any:
-        return describe_item(item)
-
-
-# ---- codecs ----------------------------------------------------------------------
-
-
-class Codec(Plugin):
-    """Codecs turn bytes into records and events into bytes, a batch at a time.
-
-    A decoded record may carry `@timestamp` (the event's time) and `@metadata`; inputs build
-    their events with `events()`, which honours both. A codec that holds records back across
-    calls (multiline) returns them from `flush`, which inputs call at end of input and after
-    `flush_interval` seconds without new lines."""
-
-    kind = "codec"
-    #: Seconds of silence after which an input calls `flush` (None: only at end of input).
-    flush_interval: float | None = None
-
-    def flush(self) -> list[dict[str, Any]]:
-        """Records still held back (nothing, for codecs that hold nothing)."""
-        return []
-
-    def events(self, tag: str, now: int, records: list[dict[str, Any]]) -> list[Event]:
-        """Events from decoded records: `@timestamp` becomes the event time, `@metadata` its meta."""
-        out = []
-        for record in records:
-            meta = record.pop("@metadata", None) if "@metadata" in record else None
-            time = now
-            if "@timestamp" in record:
-                parsed = timestamp_to_ns(record["@timestamp"])
-                if parsed is not None:
-                    del record["@timestamp"]
-                    time = parsed
-            out.append(Event(tag, time, record, meta if isinstance(meta, dict) else None))
-        return out
-
-    def decode(self, lines: list[str]) -> list[dict[str, Any]]:
-        """One record per line (a line-framed input already split the stream)."""
-        raise NotImplementedError
-
-    def encode(self, events: list[Event]) -> bytes:
-        raise NotImplementedError
-
-    def encode_each(self, events: list[Event]) -> list[bytes]:
-        """One encoded item per event (what `Output.format` of a codec-driven output
-        returns); override when a batch loop is cheaper than one `encode` per event."""
-        encode = self.encode
-        return [encode([ev]) for ev in events]

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import difflib
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logpipe.errors import ConfigError
-from logpipe.plugin import Codec, Filter, Input, Output, Plugin
+
+if TYPE_CHECKING:
+    from logpipe.base import Codec, Plugin
 
 GROUP = "logpipe.plugins"
+KINDS = ("input", "filter", "output", "codec")
 #: The base class a plugin of each kind must extend: the pipeline calls that base's methods.
-_BASES: dict[str, type[Plugin]] = {"input": Input, "filter": Filter, "output": Output, "codec": Codec}
-KINDS = tuple(_BASES)
+#: logpipe.base registers them when it is imported (it sits above this module: the base
+#: classes build codecs through `create`), which happens before any plugin class exists.
+_BASES: dict[str, type[Plugin]] = {}
 
 _extra: dict[tuple[str, str], type[Plugin]] = {}
 _cache: dict[tuple[str, str], type[Plugin]] = {}
@@ -36,6 +40,11 @@ def _entry_points() -> dict[tuple[str, str], EntryPoint]:
                 found[(kind, name)] = ep
         _eps = found
     return _eps
+
+
+def register_bases(bases: dict[str, type[Plugin]]) -> None:
+    """Called once by logpipe.base with the base class of every kind."""
+    _BASES.update(bases)
 
 
 def register(cls: type[Plugin] | None = None, *, name: str | None = None) -> Any:
@@ -97,5 +106,5 @@ def create(kind: str, name: str, **settings: Any) -> Plugin:
 def create_codec(name: str, **settings: Any) -> Codec:
     """`create` for codecs, typed: `lookup` guarantees the class extends Codec."""
     codec = create("codec", name, **settings)
-    assert isinstance(codec, Codec)
-    return codec
+    assert isinstance(codec, _BASES["codec"])
+    return codec  # type: ignore[return-value]

@@ -8,6 +8,7 @@ engine can declare settings without importing the plugin base classes.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import logging
 import re
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from logpipe.errors import ConfigError
 
 if TYPE_CHECKING:
-    from logpipe.plugin import Plugin
+    from logpipe.base import Plugin
+
+
+class PluginBlock:
+    """What a plugin block in a config builds (the base of `logpipe.base.Plugin`): a
+    setting's value may be one — a codec written with its own settings — and this module
+    must tell it from plain data without importing the plugin classes above it. The
+    plugin classes define `kind` and `name`."""
+
 
 SETTING_TYPES = (
     "string", "int", "float", "number", "bool", "array", "hash", "any",
@@ -85,6 +94,14 @@ class Setting:
             raise ValueError(f"setting {self.name!r} declares nested settings but is not a section")
 
     @property
+    def python_type(self) -> builtins.type:
+        """The type of the attribute a plugin reads this setting from (None aside when
+        there is no default): what a class annotation of that attribute must say."""
+        if self.type == "section":
+            return list if self.multiple else SectionValue
+        return _PYTHON_TYPES.get(self.type, object)
+
+    @property
     def old_names(self) -> tuple[str, ...]:
         """Every deprecated spelling of this setting."""
         return self.aliases + self.deprecated_alias
@@ -101,6 +118,12 @@ def Section(  # noqa: N802 - reads as a declaration, next to Setting(...)
     """A section declaration: `Section("security", [Setting("shared_key", secret=True)])`."""
     return Setting(name, "section", doc=doc, required=required, settings=tuple(settings), multiple=multiple,
                    deprecated_alias=tuple(deprecated_alias), example=example)
+
+
+_PYTHON_TYPES: dict[str, type] = {
+    "string": str, "path": str, "int": int, "float": float, "number": float, "bool": bool,
+    "array": list, "hash": dict, "duration": float, "bytes": int,
+}
 
 
 class SectionValue(dict[str, Any]):
@@ -134,7 +157,7 @@ def coerce_value(setting: Setting, value: Any) -> Any:
         got = REDACTED if setting.secret else _describe(value)
         return ConfigError(f"setting '{name}' expects {expected}, got {got}", setting=name)
 
-    from logpipe.plugin import Codec, Plugin  # plugin.py imports this module
+    from logpipe.plugin import Plugin  # plugin.py imports this module
 
     if kind == "section":
         return _coerce_section(setting, value)
@@ -203,7 +226,7 @@ def coerce_value(setting: Setting, value: Any) -> Any:
                 raise bad("a size such as 1024, \"8MB\", \"1g\"")
             result = int(float(m.group(1)) * _BYTE_UNITS[m.group(2).lower()])
     elif kind == "codec":  # a name (Plugin.__init__ builds it) or a codec built from a nested block
-        if not isinstance(value, (str, Codec)):
+        if not (isinstance(value, str) or (isinstance(value, PluginBlock) and getattr(value, "kind", "") == "codec")):
             raise bad("a codec name such as json")
         result = value
     else:  # any
@@ -375,10 +398,8 @@ def _is_text(value: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
-    from logpipe.plugin import Plugin
-
-    if isinstance(value, Plugin):
-        return f"a {value.kind} block '{value.name}'"
+    if isinstance(value, PluginBlock):
+        return f"a {getattr(value, 'kind', '')} block '{getattr(value, 'name', '')}'"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):

@@ -53,6 +53,7 @@ from logpipe.buffer.memory import MemoryStore
 from logpipe.buffer.retry import NOT_RETRIED, RetryPolicy, RetryState
 from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
 from logpipe.buffer.store import BufferStore, Chunk
+from logpipe.errors import BufferOverflowError
 from logpipe.event import Event
 from logpipe.metrics import counter, gauge
 
@@ -64,10 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("logpipe.buffer")
 
 OutputFactory = Callable[[dict[str, Any]], "Output"]
-
-
-class BufferOverflowError(Exception):
-    """A put was refused because the buffer is full and overflow_action is throw_exception."""
 
 
 _COUNTERS = {
@@ -152,7 +149,7 @@ class OutputRunner:
         try:
             for plugin in (self.output, self._dead.secondary):
                 if plugin is not None:
-                    await plugin.start()
+                    await plugin.lifecycle_start()
                     started.append(plugin)
         except BaseException:
             # Give back what was opened (a file buffer's lock above all), so that the
@@ -229,7 +226,7 @@ class OutputRunner:
     @staticmethod
     async def _close_plugin(plugin: Output, timeout: float) -> None:
         try:
-            await asyncio.wait_for(plugin.close(), timeout=timeout)
+            await asyncio.wait_for(plugin.lifecycle_close(), timeout=timeout)
         except Exception:
             log.exception("output %s: close failed", plugin.id)
 

@@ -7,8 +7,8 @@ See `engine` (compilation and caching), `translate` (Oniguruma → re), `watchdo
 (timeouts), `formats` (Fluentd named formats), `workbench` (the `logpipe grok` CLI).
 """
 
+from logpipe.errors import GrokError, GrokTimeout
 from logpipe.grok.engine import Grok
-from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.extract import GrokCaptures
 from logpipe.grok.library import builtin_patterns
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from logpipe.errors import GrokError, GrokTimeout
 from logpipe.grok.engine import Grok, definitions_for
-from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.expand import find_references
 
 

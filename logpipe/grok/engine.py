@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from logpipe.errors import GrokError, GrokTimeout
 from logpipe.grok import watchdog
-from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.expand import CAPTURE_MARK, Expander, Expansion, find_references
 from logpipe.grok.extract import CaptureEntry, ExtractFn, IntoFn, MatchFn, build_matcher, capture_path
 from logpipe.grok.library import builtin_patterns, check_definitions, load_patterns_dirs, mode_dir

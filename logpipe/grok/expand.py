@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from logpipe.grok.errors import GrokError
+from logpipe.errors import GrokError
 
 #: Marker that starts the name of a group generated for a grok capture: the
 #: translator recognises `(?<\x00N>` as "capture spec N" and any other name as a

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logpipe.grok.errors import GrokError
+from logpipe.errors import GrokError
 
 MatchFn = Callable[[str], "dict[str, Any] | None"]
 ExtractFn = Callable[[Any], "dict[str, Any]"]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import difflib
 
-from logpipe.errors import ConfigError
+from logpipe.errors import ConfigError, GrokError
 from logpipe.grok.engine import Grok
-from logpipe.grok.errors import GrokError
 
 _APACHE_HEAD = r"^%{NOTSPACE:host} %{NOTSPACE} (?:-|%{NOTSPACE:user}) \[(?<time>[^\]]*)\] "
 

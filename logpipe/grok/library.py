@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 
-from logpipe.grok.errors import GrokError
+from logpipe.errors import GrokError
 
 _log = logging.getLogger("logpipe.grok")
 PATTERNS_ROOT = os.path.join(os.path.dirname(__file__), "patterns")

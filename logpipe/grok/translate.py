@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from logpipe.grok.errors import GrokError
+from logpipe.errors import GrokError
 
 FLAGS = re.DOTALL | re.MULTILINE | re.ASCII
 

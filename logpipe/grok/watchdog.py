@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from logpipe.grok.errors import GrokTimeout
+from logpipe.errors import GrokTimeout
 
 TICKS = 4
 

@@ -22,12 +22,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from logpipe.errors import LogpipeError
+from logpipe.errors import GrokError, GrokTimeout, LogpipeError
 from logpipe.grok import watchdog
 from logpipe.grok.diagnose import diagnose
 from logpipe.grok.discover import discover
 from logpipe.grok.engine import Grok, cached_compile, definitions_for
-from logpipe.grok.errors import GrokError, GrokTimeout
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 

@@ -29,22 +29,16 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from logpipe.errors import ConfigError
+from logpipe.base import Helper, Input, InputContext, Plugin
+from logpipe.errors import ConfigError, ProtocolError
 from logpipe.helpers.tls import TlsServer
 from logpipe.metrics import REGISTRY
-from logpipe.plugin import Helper, Input, InputContext, Plugin
 from logpipe.settings import Setting
+
+__all__ = ["ConnectionServer", "Handler", "ProtocolError", "Server", "ServerInput"]
 
 #: A connection handler: reader, writer and the peer's address (IP, or the socket name).
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
-
-
-class ProtocolError(Exception):
-    """The peer broke the protocol: log the reason, count it, close its connection."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class ConnectionServer:

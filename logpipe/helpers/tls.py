@@ -33,8 +33,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from logpipe.base import Helper, Plugin
 from logpipe.errors import ConfigError
-from logpipe.plugin import Helper, Plugin
 from logpipe.settings import Section, SectionValue, Setting
 
 #: Protocol names as both front-ends write them → the ssl module's versions.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logpipe.event import Event
-from logpipe.fields import compile_sprintf
-from logpipe.plugin import Codec, Setting
+from logpipe.plugin import Codec, Event, Setting, compile_sprintf
 
 
 class PlainCodec(Codec):

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import (
     METADATA,
     MISSING,
@@ -34,7 +32,7 @@ from logpipe.fields import (
     has_sprintf,
     parse_ref,
 )
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 from logpipe.timefmt import compile_joda_parser, format_iso_precise
 
 Parser = Callable[[Any], int | None]

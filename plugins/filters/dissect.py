@@ -27,10 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref, runtime_ref, set_field
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 
 _FIELD = re.compile(r"%\{([^}]*)\}")
 _ORDINAL = re.compile(r"^(.*)/(\d+)$")

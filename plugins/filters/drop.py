@@ -10,9 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 
 
 class DropFilter(Filter):

@@ -33,11 +33,9 @@ from typing import Any, ClassVar
 import mmh3
 import regex
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import MISSING, TIMESTAMP, add_tag, compile_getter, compile_setter, parse_ref, render_value
 from logpipe.helpers import ecs
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 from logpipe.timefmt import format_iso_precise
 
 _HASHES = {"SHA1": "sha1", "SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512", "MD5": "md5"}

@@ -30,19 +30,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
+from logpipe.errors import GrokError, GrokTimeout
 from logpipe.fields import MISSING, add_tag, compile_getter, compile_setter, parse_ref
 from logpipe.grok import watchdog
 from logpipe.grok.diagnose import diagnose
 from logpipe.grok.engine import Grok
-from logpipe.grok.errors import GrokError, GrokTimeout
 from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
 from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
 from logpipe.grok.library import implicit_patterns_dirs
 from logpipe.helpers import ecs
 from logpipe.metrics import counter
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 
 MatchFn = Callable[[str], "dict[str, Any] | None"]
 _SPECIAL = ("@metadata", "@timestamp")

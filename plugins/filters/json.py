@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import orjson
 
-from logpipe.event import Event
 from logpipe.fields import (
     METADATA,
     MISSING,
@@ -25,7 +24,7 @@ from logpipe.fields import (
     set_field,
 )
 from logpipe.helpers import ecs
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import Event, Filter, Setting
 
 _SPECIAL = (TIMESTAMP, METADATA)
 

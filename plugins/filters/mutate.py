@@ -43,8 +43,6 @@ from typing import Any, ClassVar
 
 import regex as regex_module
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import (
     METADATA,
     MISSING,
@@ -63,7 +61,7 @@ from logpipe.fields import (
     runtime_ref,
     set_field,
 )
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 
 # A step returns True when it failed on the event.
 Step = Callable[[Event], bool]

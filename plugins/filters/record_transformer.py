@@ -33,11 +33,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import MISSING, compile_deleter, compile_getter
 from logpipe.jsonvalues import json_default
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import ConfigError, Event, Filter, Setting
 from logpipe.timefmt import parse_iso8601
 
 NS = 1_000_000_000

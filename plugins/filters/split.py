@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from logpipe.event import Event
 from logpipe.fields import add_tag, compile_getter, compile_setter
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import Event, Filter, Setting
 
 FAILURE_TAG = "_split_type_failure"
 

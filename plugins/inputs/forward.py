@@ -28,8 +28,6 @@ from typing import Any, ClassVar
 
 import msgpack
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.helpers.forward_protocol import (
     MAX_DEPTH,
     NS,
@@ -43,9 +41,8 @@ from logpipe.helpers.forward_protocol import (
     time_to_ns,
     to_bytes,
 )
-from logpipe.helpers.server import ProtocolError, ServerInput
 from logpipe.metrics import REGISTRY
-from logpipe.plugin import AckCallback, Section, SectionValue, Setting
+from logpipe.plugin import AckCallback, ConfigError, Event, ProtocolError, Section, SectionValue, ServerInput, Setting
 
 _READ_SIZE = 1 << 18
 #: A message is handed to the pipeline in slices of at most this many events.

@@ -11,8 +11,7 @@ import socket
 import time
 from typing import Any
 
-from logpipe.event import Event
-from logpipe.plugin import Input, InputContext, Setting
+from logpipe.plugin import Event, Input, InputContext, Setting
 
 
 class GeneratorInput(Input):

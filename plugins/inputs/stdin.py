@@ -11,8 +11,7 @@ import sys
 import threading
 import time
 
-from logpipe.event import Event
-from logpipe.plugin import Input, InputContext, Setting
+from logpipe.plugin import Event, Input, InputContext, Setting
 
 CHUNK = 1 << 16
 #: An unterminated line is cut into events of this size rather than held whole: input

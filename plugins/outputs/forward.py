@@ -40,16 +40,16 @@ from logpipe.helpers.forward_protocol import (
 from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.helpers.tls import TlsClient
 from logpipe.jsonvalues import msgpack_default
-from logpipe.plugin import Output, RetryableError, Section, SectionValue, Setting, WriteResult
+from logpipe.plugin import Output, PluginError, RetryableError, Section, SectionValue, Setting, WriteResult
 
 _SERVER_SPEC = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+)(?::(?P<weight>\d+))?)?")
 
 
-class HandshakeError(Exception):
+class HandshakeError(PluginError):
     """The server refused us (bad shared key, user or password) or answered nonsense."""
 
 
-class AckTimeout(Exception):
+class AckTimeout(PluginError):
     """The chunk was written but not acknowledged in time: the server may have it."""
 
 
@@ -173,7 +173,6 @@ class ForwardOutput(Output):
         if not any(s.weight > 0 for s in self.servers):
             raise ConfigError("every server has weight 0", setting="server" if self.server else "servers")
         self._ssl = TlsClient.context(self)
-        self._heartbeat: asyncio.Task[None] | None = None
 
     def _server(self, spec: Any) -> _Server:
         try:
@@ -195,22 +194,17 @@ class ForwardOutput(Output):
 
     async def start(self) -> None:
         if self.heartbeat_type != "none":
-            self._heartbeat = asyncio.create_task(self._heartbeats())
+            self.timers.every(self.heartbeat_interval, self._heartbeat, immediately=True, name=f"heartbeat:{self.id}")
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
         for server in self.servers:
             for conn in server.idle:
                 conn.close()
             server.idle.clear()
 
-    async def _heartbeats(self) -> None:
+    async def _heartbeat(self) -> None:
         """Mark servers up or down by whether a TCP connection opens."""
-        while True:
-            await asyncio.gather(*(self._probe(s) for s in self.servers))
-            await asyncio.sleep(self.heartbeat_interval)
+        await asyncio.gather(*(self._probe(s) for s in self.servers))
 
     async def _probe(self, server: _Server) -> None:
         try:

@@ -29,12 +29,10 @@ from pymongo.errors import (
 )
 from pymongo.uri_parser import parse_uri
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.helpers.docid import assign_ids
 from logpipe.helpers.target_name import compile_target
 from logpipe.metrics import counter
-from logpipe.plugin import Output, RetryableError, Setting, WriteResult
+from logpipe.plugin import ConfigError, Event, Output, RetryableError, Setting, WriteResult
 
 DUPLICATE_KEY = frozenset({11000, 11001, 12582})
 #: Per-document errors that say "not now" rather than "never" (primary stepped down,

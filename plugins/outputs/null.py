@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from logpipe.event import Event
-from logpipe.plugin import Output, WriteResult
+from logpipe.plugin import Event, Output, WriteResult
 
 
 class NullOutput(Output):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from logpipe.event import Event
-from logpipe.plugin import Codec, Output, Setting, WriteResult
+from logpipe.plugin import Codec, Event, Output, Setting, WriteResult
 from logpipe.registry import create_codec
 
 

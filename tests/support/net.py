@@ -65,15 +65,16 @@ class Collector:
 
 @contextlib.asynccontextmanager
 async def running(plugin: Any, collector: Collector) -> AsyncIterator[Any]:
-    """Start an input (bound in `start`), run it, cancel and close it afterwards."""
-    await plugin.start()
+    """Start an input (bound in `start`), run it, cancel and close it afterwards — the way
+    the pipeline does (`lifecycle_start`/`lifecycle_close`: placed errors, timers cancelled)."""
+    await plugin.lifecycle_start()
     task = asyncio.create_task(plugin.run(collector.context()))
     try:
         yield plugin
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await plugin.close()
+        await plugin.lifecycle_close()
 
 
 def free_port() -> int:

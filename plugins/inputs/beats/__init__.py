@@ -17,9 +17,7 @@ import collections
 import time as _time
 from typing import Any, ClassVar
 
-from logpipe.event import Event
-from logpipe.helpers.server import ProtocolError, ServerInput
-from logpipe.plugin import Setting
+from logpipe.plugin import Event, ProtocolError, ServerInput, Setting
 from logpipe.timefmt import parse_iso8601
 from logpipe_plugins.inputs.beats.protocol import V2, FrameError, FrameParser, JsonFailure, ack_frame
 
@@ -55,7 +53,7 @@ class BeatsInput(ServerInput):
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         conn = _Connection(self, writer, address)
-        keepalive = asyncio.create_task(conn.keepalive(self.ack_keepalive_interval))
+        keepalive = self.timers.every(self.ack_keepalive_interval, conn.keepalive, name=f"beats-keepalive:{address}")
         try:
             await conn.read(reader)
         finally:
@@ -215,10 +213,10 @@ class _Connection:
             self.writer.write(frame)
             self.last_write = _time.monotonic()
 
-    async def keepalive(self, interval: float) -> None:
-        """While the oldest window waits for its acknowledgement, ACK 0 every `interval`:
-        Logstash's keep-alive, which resets the Beat's timeout without acknowledging data."""
-        while True:
-            await asyncio.sleep(interval)
-            if self.pending and self.pending[0].version == V2 and _time.monotonic() - self.last_write >= interval * 0.9:
-                self._write(ack_frame(V2, 0))
+    def keepalive(self) -> None:
+        """Each `ack_keepalive_interval` while the oldest window waits for its
+        acknowledgement: ACK 0, Logstash's keep-alive, which resets the Beat's timeout
+        without acknowledging data."""
+        interval = self.plugin.ack_keepalive_interval
+        if self.pending and self.pending[0].version == V2 and _time.monotonic() - self.last_write >= interval * 0.9:
+            self._write(ack_frame(V2, 0))

@@ -52,7 +52,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from logpipe.errors import ConfigError
 from logpipe.helpers import ecs
 from logpipe.helpers.container_log import ContainerFormat
 from logpipe.helpers.multiline import MultilineSpec
@@ -61,7 +60,7 @@ from logpipe.helpers.parser import Parser, TimeExtractor, make_parser, make_time
 from logpipe.helpers.parsers import ParseError, build_parser, flat_parse_section
 from logpipe.helpers.parsers.base import ruby_regex
 from logpipe.metrics import counter
-from logpipe.plugin import Input, InputContext, Setting
+from logpipe.plugin import ConfigError, Input, InputContext, Setting
 from logpipe.settings import coerce_value
 from logpipe_plugins.inputs.tail.engine import Tailer
 from logpipe_plugins.inputs.tail.file import Decorate, TailOptions
@@ -470,8 +469,8 @@ def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | PresetSpec | None:
 def _multiline_regex(pattern: str) -> str:
     """Logstash's multiline patterns may use grok (`^%{TIMESTAMP_ISO8601} `): expanded here."""
     if "%{" in pattern:
+        from logpipe.errors import GrokError
         from logpipe.grok.engine import Grok
-        from logpipe.grok.errors import GrokError
 
         try:
             pattern = Grok(pattern, named_captures_only=True).regex.pattern

@@ -25,12 +25,11 @@ import time
 from itertools import accumulate
 from typing import Any
 
-from logpipe.event import Event
 from logpipe.helpers.container_log import Decoded
 from logpipe.helpers.multiline import Joined
 from logpipe.helpers.multiline_presets import make_joiner
 from logpipe.metrics import counter
-from logpipe.plugin import InputContext
+from logpipe.plugin import Event, InputContext
 from logpipe_plugins.inputs.tail.acks import AckWindow
 from logpipe_plugins.inputs.tail.container import ContainerStage
 from logpipe_plugins.inputs.tail.file import FINGERPRINT_BYTES, TailedFile, TailOptions, fingerprint

@@ -24,13 +24,11 @@ from urllib.parse import urlsplit
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError, UnsupportedProductError
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
-from logpipe.errors import ConfigError
-from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, has_sprintf
 from logpipe.helpers.docid import assign_ids
 from logpipe.helpers.target_name import compile_target
 from logpipe.metrics import counter
-from logpipe.plugin import Output, RetryableError, Setting, WriteResult
+from logpipe.plugin import ConfigError, Event, Output, RetryableError, Setting, WriteResult
 from logpipe_plugins.outputs.elasticsearch.bulk import (
     FILTER_PATH,
     BulkBuilder,

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from logpipe.event import Event
+from logpipe.plugin import Event
 from logpipe.timefmt import format_iso_ms
 
 NS = 1_000_000_000

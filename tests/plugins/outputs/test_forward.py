@@ -36,11 +36,11 @@ def forward_in(**settings: Any) -> ForwardInput:
 async def output(**settings: Any) -> AsyncIterator[ForwardOutput]:
     settings.setdefault("heartbeat_type", "none")
     out = ForwardOutput(**settings)
-    await out.start()
+    await out.lifecycle_start()
     try:
         yield out
     finally:
-        await out.close()
+        await out.lifecycle_close()
 
 
 # ---- against logpipe's forward input ---------------------------------------------
