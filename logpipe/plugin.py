@@ -53,7 +53,8 @@ from logpipe.settings import Section, SectionValue, Setting
 
 __all__ = [
     "NOT_RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "ConfigError", "Event", "Filter",
-    "Helper", "Input", "InputContext", "LogpipeError", "Output", "Plugin", "PluginError", "ProtocolError", "RetryableError",
+    "Helper", "Input", "InputContext", "LogpipeError", "Output", "Plugin", "PluginError", "ProtocolError",
+    "RetryableError",
     "Section", "SectionValue", "Server", "ServerInput", "Setting", "Timers", "TlsClient", "TlsServer",
     "WriteResult", "add_tag", "compile_deleter", "compile_getter", "compile_setter", "compile_sprintf",
     "delete_field", "get_field", "has_sprintf", "render_value", "set_field",
