@@ -1,6 +1,6 @@
 """End to end, the peers' benchmark: tail a real Apache log → grok → null or file.
 
-The same shape as the peer figures in DESIGN.md (Fluent Bit ~286k events/s to null,
+The same shape as the peer figures in benchmarks/RESULTS.md (Fluent Bit ~286k events/s to null,
 ~222k to a file; Fluentd ~112k/s to null, ~51k/s to a file), on the same machine.
 Lines are the real access log of ../shared/data, repeated to --lines.
 

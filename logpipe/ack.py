@@ -1,4 +1,4 @@
-"""The end-to-end acknowledgement handle (DESIGN.md, "Delivery contract").
+"""The end-to-end acknowledgement handle (ARCHITECTURE.md, "Delivery").
 
 One `Ack` travels with each batch an input emits. Whoever takes responsibility
 for some of its events (an output buffer) calls `hold()`; when it has delivered

@@ -186,7 +186,7 @@ def _guarded(plugin: Filter) -> FilterStep:
 
 
 def _branching(branches: list[tuple[Predicate | None, FilterStep]], creates: bool) -> FilterStep:
-    """if / else if / else over a batch, keeping the batch's order (DESIGN.md "Order").
+    """if / else if / else over a batch, keeping the batch's order (ARCHITECTURE.md, "Order").
 
     Each event is assigned the first branch whose condition holds (or none: it passes on
     unchanged). When the whole batch goes one way the body runs on the batch as it is —

@@ -1,6 +1,6 @@
 """The long-running `logpipe run` process: one current Pipeline, signals, reloads, HTTP API.
 
-Signals (DESIGN.md, "Runtime"):
+Signals (ARCHITECTURE.md, "The process"):
 
 - TERM / INT: stop the inputs, drain, flush within the shutdown timeout; exit 0.
 - HUP: reload. The new config is read and built (plugins instantiated, settings checked)

@@ -1,6 +1,6 @@
 """End to end, as an operator runs it: a real `logpipe run` process tails a file into the
-Elasticsearch stand-in, and is killed, starved or stopped on the way (DESIGN.md, "Delivery
-contract" and "Buffers, retries, failures"; issue 5, "Show").
+Elasticsearch stand-in, and is killed, starved or stopped on the way (ARCHITECTURE.md, "Delivery"
+and "Buffers, retries, dead letters"; issue 5, "Show").
 
 The document `_id` is the SHA1 of the line (fingerprint filter, Logstash's recipe), so
 every line has one known id: the assertions compare the exact set of ids and of lines with

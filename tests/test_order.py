@@ -1,4 +1,4 @@
-"""Events leave the filter stage in the order they entered it (DESIGN.md "Order"),
+"""Events leave the filter stage in the order they entered it (ARCHITECTURE.md, "Order"),
 whatever conditionals, split, clone and drop do to a batch."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
               └─ output.write(chunk) ─▶ delivered | retry items alone | failed items ─▶ dead letter
                   └─ exception ─▶ whole chunk retried with backoff ─(given up)─▶ dead letter
 
-Acknowledgements (DESIGN.md, "Delivery contract"): with the memory buffer a put's ack is
+Acknowledgements (ARCHITECTURE.md, "Delivery"): with the memory buffer a put's ack is
 held once per chunk it lands in and released when that chunk is finished — delivered,
 dead-lettered or dropped; with the file buffer it is held once per put and released when
 the batch is fsynced (see logpipe/buffer/file.py for the policies).

@@ -1,7 +1,7 @@
 """Acknowledged-position tracking for one tailed file (plugin-private helper of in_tail).
 
 A file's position may only move past bytes whose events the pipeline has
-acknowledged (DESIGN.md, "Delivery contract"). Batches are acknowledged in order
+acknowledged (ARCHITECTURE.md, "Delivery"). Batches are acknowledged in order
 for a single output but not necessarily with several, so each emitted batch gets
 an entry `[end_offset, done]` in a queue and the committed position advances over
 the contiguous prefix of done entries only.
