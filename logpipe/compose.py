@@ -1,12 +1,15 @@
 """Pipelines built in code: conditions and branches around plugin objects.
 
     from logpipe import If, Pipeline
-    from logpipe_plugins.filters.mutate import MutateFilter
+    from logpipe.registry import create
+
+    def tag(name):
+        return create("filter", "mutate", add_tag=[name])
 
     pipeline = Pipeline(
-        filters=[If("[status] >= 500", [MutateFilter(add_tag=["error"])],
-                    elif_=[("[status] >= 400", [MutateFilter(add_tag=["client_error"])])],
-                    else_=[MutateFilter(add_tag=["ok"])])],
+        filters=[If("[status] >= 500", [tag("error")],
+                    elif_=[("[status] >= 400", [tag("client_error")])],
+                    else_=[tag("ok")])],
         outputs=[seen])
 
 A condition is a string in the Logstash DSL's syntax, parsed and checked by the same parser as
