@@ -9,18 +9,15 @@
     GET /stats     JSON: pipeline and per-output buffer stats, uptime, config sources,
                    last reload result
 
-A few GET endpoints do not justify a web framework: this is a small HTTP/1.1 server on
-asyncio streams, one request per connection (`Connection: close`), bounded request size
-and read time, so a scraper or a stray client can never hold the daemon up. The request
-handling itself (`HttpApi.handle`) is a plain function of method and path, tested
-without sockets. The Prometheus exposition is rendered by `prometheus_client`, so
+It runs on logpipe's one HTTP stack (`logpipe.helpers.http_server`: aiohttp with a
+connection cap and an idle/slow-request timeout), so a scraper or a stray client can never
+hold the daemon up. The request handling itself (`HttpApi.handle`) is a plain function of
+method and path, tested without sockets. The Prometheus exposition is rendered by `prometheus_client`, so
 escaping and the format's corner cases are the reference implementation's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from logpipe.errors import LogpipeError
+from logpipe.helpers.http_server import HttpListener, listen
 from logpipe.metrics import REGISTRY, Registry
 
 log = logging.getLogger("logpipe.http")
@@ -42,8 +41,12 @@ DEFAULT_PORT = 9600
 #: Without an explicit --http-port, the first free port of 9600-9700, as Logstash does: a
 #: second logpipe on the host (a one-off `logpipe run`, a test) must not fail for the port.
 DEFAULT_PORTS = range(DEFAULT_PORT, DEFAULT_PORT + 101)
+#: Bodies are not expected (every endpoint is a GET): a larger one is refused with 413.
 MAX_REQUEST_BYTES = 16 * 1024
+#: A connection with no request in progress for this long is closed (slow or idle clients).
 REQUEST_TIMEOUT = 10.0
+#: Scrapers, probes and taps at once; a connection beyond it is closed when it is made.
+MAX_CONNECTIONS = 64
 DELIVERED = "logpipe_output_events_delivered_total"
 #: The classic text format that generate_latest writes; every Prometheus version scrapes it.
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -72,11 +75,6 @@ class Response:
     content_type: str = "text/plain; charset=utf-8"
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 413: "Content Too Large", 500: "Internal Server Error",
-            503: "Service Unavailable"}
-
-
 class HttpApi:
     """Serves the four endpoints for one daemon. `start` binds (raising a LogpipeError
     that says what to do when the address is taken), `close` stops listening."""
@@ -86,7 +84,9 @@ class HttpApi:
         self._prometheus = CollectorRegistry(auto_describe=False)
         self._prometheus.register(_LogpipeCollector(registry, view))
         ProcessCollector(registry=self._prometheus)
-        self._server: asyncio.Server | None = None
+        self._listener: HttpListener | None = None
+        self._refused = registry.counter("logpipe_http_api_refused_connections_total",
+                                         "HTTP API connections closed at once: over the connection cap")
         self.address: tuple[str, int] | None = None
 
     # ---- request handling (no sockets) ----------------------------------------
@@ -141,80 +141,32 @@ class HttpApi:
         if not ports:
             raise ValueError("no port to listen on")
         for port in ports:
+            app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+            app.router.add_route("*", "/{path:.*}", self._serve)
             try:
-                self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_BYTES)
+                self._listener = await listen(app, host, port, max_connections=MAX_CONNECTIONS,
+                                              idle_timeout=REQUEST_TIMEOUT, on_refused=self._refused.inc)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE and port != ports[-1]:
                     continue
                 raise LogpipeError(_bind_error(host, ports, exc)) from None
             break
-        assert self._server is not None
-        bound = self._server.sockets[0].getsockname()
-        self.address = (str(bound[0]), int(bound[1]))
+        assert self._listener is not None
+        self.address = self._listener.address
         return self.address
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                method, target = await asyncio.wait_for(_read_request(reader), REQUEST_TIMEOUT)
-            except TimeoutError:
-                response, method = Response(408, b"request timeout\n"), "GET"
-            except _BadRequest as exc:
-                response, method = Response(exc.status, str(exc).encode() + b"\n"), "GET"
-            else:
-                if target.split("?", 1)[0] == "/tap" and method == "GET":
-                    response = await self._tap(target)
-                else:
-                    response = self.handle(method, target)
-            writer.write(_render(response, head_only=method == "HEAD"))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
-    """The method and target of one request; headers are read and ignored, bodies are
-    not expected (every endpoint is a GET)."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError:
-        raise _BadRequest("request header too large", 413) from None
-    except asyncio.IncompleteReadError as exc:
-        head = exc.partial
-        if not head.strip():
-            raise
-    line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = line.split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        raise _BadRequest("malformed request line")
-    return parts[0], parts[1]
-
-
-def _render(response: Response, head_only: bool = False) -> bytes:
-    reason = _REASONS.get(response.status, "")
-    head = (f"HTTP/1.1 {response.status} {reason}\r\n"
-            f"Content-Type: {response.content_type}\r\n"
-            f"Content-Length: {len(response.body)}\r\n"
-            "Cache-Control: no-store\r\n"
-            "Connection: close\r\n\r\n").encode("latin-1")
-    return head if head_only else head + response.body
+    async def _serve(self, request: web.Request) -> web.Response:
+        if request.path == "/tap" and request.method == "GET":
+            response = await self._tap(request.path_qs)
+        else:
+            response = self.handle(request.method, request.path_qs)
+        return web.Response(status=response.status, body=response.body,
+                            headers={"Content-Type": response.content_type, "Cache-Control": "no-store"})
 
 
 def _bind_error(host: str, ports: Sequence[int], exc: OSError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from logpipe import http_api
 from logpipe.errors import LogpipeError
 from logpipe.http_api import HttpApi, Response
 from logpipe.metrics import Registry
@@ -155,10 +157,10 @@ def fetch(url: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
         return exc.code, exc.read(), dict(exc.headers)
 
 
-def raw_request(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+def raw_request(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Send `data`, read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
@@ -173,7 +175,7 @@ async def test_server_answers_on_loopback(daemon: FakeDaemon, registry: Registry
         base = f"http://127.0.0.1:{port}"
         status, body, headers = await asyncio.to_thread(fetch, base + "/healthz")
         assert (status, body) == (200, b"ok\n")
-        assert headers["Connection"] == "close"
+        assert headers["Cache-Control"] == "no-store"
         daemon.ready = (False, "starting")
         status, body, _ = await asyncio.to_thread(fetch, base + "/readyz")
         assert (status, body) == (503, b"starting\n")
@@ -186,19 +188,25 @@ async def test_server_answers_on_loopback(daemon: FakeDaemon, registry: Registry
         await api.close()
 
 
-async def test_server_rejects_malformed_and_oversized_requests(daemon: FakeDaemon, registry: Registry) -> None:
+async def test_server_rejects_malformed_and_oversized_requests(daemon: FakeDaemon, registry: Registry,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     api = HttpApi(daemon, registry)
     _, port = await api.start("127.0.0.1", [0])
     try:
-        reply = await asyncio.to_thread(raw_request, port, b"NONSENSE\r\n\r\n")
-        assert reply.startswith(b"HTTP/1.1 400 ")
-        huge = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 40_000 + b"\r\n\r\n"
-        reply = await asyncio.to_thread(raw_request, port, huge)
-        assert reply.startswith(b"HTTP/1.1 413 ")
+        with caplog.at_level(logging.DEBUG, "logpipe.http.clients"):
+            reply = await asyncio.to_thread(raw_request, port, b"NONSENSE\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.0 400 ")
+            huge = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 40_000 + b"\r\n\r\n"
+            reply = await asyncio.to_thread(raw_request, port, huge)
+            assert reply.startswith(b"HTTP/1.0 400 ") and b"8190 bytes" in reply
+        # A client's bad request is a DEBUG line for the operator, never an ERROR with a traceback.
+        client_lines = [r for r in caplog.records if r.name == "logpipe.http.clients"]
+        assert client_lines and all(r.levelno == logging.DEBUG and r.exc_info is None for r in client_lines)
         # A client that hangs up without a request does no harm: the next one is served.
-        await asyncio.to_thread(raw_request, port, b"")
+        with socket.create_connection(("127.0.0.1", port)):
+            pass
         reply = await asyncio.to_thread(raw_request, port, b"GET /healthz HTTP/1.0\r\n\r\n")
-        assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"ok\n")
+        assert reply.startswith(b"HTTP/1.0 200 ") and reply.endswith(b"ok\n")
     finally:
         await api.close()
 
@@ -220,3 +228,28 @@ async def test_port_taken_is_a_clear_error(daemon: FakeDaemon, registry: Registr
         assert bound not in (port, 0)
         with pytest.raises(LogpipeError, match=f"ports {port}-{port}: every port is already in use"):
             await HttpApi(daemon, registry).start("127.0.0.1", [port, port])
+
+
+async def test_idle_and_excess_connections_cannot_hold_the_api(daemon: FakeDaemon, registry: Registry,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that connects and sends nothing (or half a request) is closed after the
+    request timeout; beyond the connection cap a connection is closed at once and
+    counted, and the API keeps answering once the holders are gone."""
+    monkeypatch.setattr(http_api, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(http_api, "MAX_CONNECTIONS", 3)
+    api = HttpApi(daemon, registry)
+    _, port = await api.start("127.0.0.1", [0])
+    try:
+        holders = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        holders[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")   # never finishes its head
+        reply = await asyncio.to_thread(raw_request, port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert reply == b""   # over the cap: closed at once
+        refused = registry.counter("logpipe_http_api_refused_connections_total")
+        assert refused.value == 1
+        for sock in holders:   # each holder is closed by the server: recv sees EOF
+            assert await asyncio.to_thread(sock.recv, 1) == b""
+            sock.close()
+        reply = await asyncio.to_thread(raw_request, port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.0 200 ")
+    finally:
+        await api.close()

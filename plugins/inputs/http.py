@@ -37,6 +37,7 @@ from aiohttp import web
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.helpers import ecs
+from logpipe.helpers.http_server import HttpListener, listen
 from logpipe.helpers.records import Decoder, make_decoder
 from logpipe.helpers.tls import TlsServer
 from logpipe.metrics import counter, gauge
@@ -51,13 +52,6 @@ _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/json
 _MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NS = 1_000_000_000
-
-
-class _Refused(asyncio.Protocol):
-    """A connection over the limit: closed as soon as it is made."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
 
 
 class BadBody(Exception):
@@ -154,8 +148,7 @@ class HttpInput(Input):
         self._whole_body = self.params["parse"] is None and (codec_obj is None or codec_obj.name in ("plain", "json"))
         self._ssl = TlsServer.context(self)
         self._ctx: InputContext | None = None
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
+        self._listener: HttpListener | None = None
         self._stopping = False
         self._pending = 0
         self._pending_bytes = 0
@@ -174,27 +167,13 @@ class HttpInput(Input):
     async def start(self) -> None:
         app = web.Application(client_max_size=self.max_content_length)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.keepalive_timeout,
-                                     handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        handlers = self._runner.server
-        assert handlers is not None
-        limit = self.max_connections
-
-        def protocol() -> asyncio.BaseProtocol:
-            """aiohttp has no connection limit: beyond `max_connections` a connection is closed at once."""
-            if limit and len(handlers.connections) >= limit:
-                self._over_limit.inc()
-                return _Refused()
-            return handlers()
-
         try:
-            self._listener = await asyncio.get_running_loop().create_server(
-                protocol, self.host, self.port, ssl=self._ssl, reuse_address=True)
+            self._listener = await listen(app, self.host, self.port, ssl_context=self._ssl,
+                                          max_connections=self.max_connections,
+                                          idle_timeout=self.keepalive_timeout, on_refused=self._over_limit.inc)
         except OSError as exc:
-            await self._runner.cleanup()
             raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc}", setting="port") from exc
-        self._bound = self._listener.sockets[0].getsockname()[1]
+        self._bound = self._listener.port
 
     async def run(self, ctx: InputContext) -> None:
         self._ctx = ctx
@@ -207,10 +186,7 @@ class HttpInput(Input):
         self._stopping = True
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+            await listener.close()
 
     # ---- one request ------------------------------------------------------------------
 
