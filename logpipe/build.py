@@ -280,16 +280,22 @@ def _rejoin_runs(events: list[Event], choice: list[int], bodies: list[FilterStep
 
 # ---- outputs ---------------------------------------------------------------------
 
-Route = Callable[[list[Event]], list[tuple[int, list[Event]]]]
+Routed = list[tuple[str, list[Event]]]
+Route = Callable[[list[Event]], Routed]
 
 
 def compile_outputs(nodes: list[Any], built: Built) -> Route:
-    """A function from a batch to [(output index, its events)]: fan-out to every output
-    in the section, guarded by conditionals and `match` globs."""
+    """A function from a batch to [(output id, its events)]: fan-out to every output in
+    the section, guarded by conditionals and `match` globs.
+
+    Outputs are named by their id, not by their place in a list: the id is what the
+    runners, metrics, file buffers and dead letters are keyed by, and what a worker
+    process can send back (ARCHITECTURE.md, "Parallel pipeline"). The id is read when a
+    batch is routed, because `assign_unique_ids` settles it after every plugin is built."""
     routes = [_output_route(node, built) for node in nodes]
 
-    def route(events: list[Event]) -> list[tuple[int, list[Event]]]:
-        out: list[tuple[int, list[Event]]] = []
+    def route(events: list[Event]) -> Routed:
+        out: Routed = []
         for r in routes:
             out.extend(r(events))
         return out
@@ -301,9 +307,9 @@ def _output_route(node: Any, built: Built) -> Route:
     if isinstance(node, IfNode):
         branches = _compile_branches(node, compile_outputs, built)
 
-        def route_if(events: list[Event]) -> list[tuple[int, list[Event]]]:
+        def route_if(events: list[Event]) -> Routed:
             parts, _ = _partition(events, branches)
-            out: list[tuple[int, list[Event]]] = []
+            out: Routed = []
             for part, (_, body) in zip(parts, branches):
                 if part:
                     out.extend(body(part))
@@ -313,23 +319,24 @@ def _output_route(node: Any, built: Built) -> Route:
     plugin = instantiate(node)
     if not isinstance(plugin, Output):
         raise ConfigError(f"'{plugin.name}' is a {plugin.kind} plugin, not an output", getattr(node, "pos", None))
-    index = len(built.outputs)
-    built.outputs.append(plugin)
+    if not any(plugin is known for known in built.outputs):
+        # One object placed in several branches (pipelines built in code) is one output.
+        built.outputs.append(plugin)
     patterns = plugin.tag_patterns()
     inject = plugin.injector
     if patterns:
         tag_ok = compile_tag_patterns(patterns)
 
-        def route_match(events: list[Event]) -> list[tuple[int, list[Event]]]:
+        def route_match(events: list[Event]) -> Routed:
             part = [ev for ev in events if tag_ok(ev.tag)]
             if inject is not None:
                 part = [inject(ev) for ev in part]
-            return [(index, part)] if part else []
+            return [(plugin.id, part)] if part else []
 
         return route_match
     if inject is not None:
-        return lambda events: [(index, [inject(ev) for ev in events])]
-    return lambda events: [(index, events)]
+        return lambda events: [(plugin.id, [inject(ev) for ev in events])]
+    return lambda events: [(plugin.id, events)]
 
 
 def assign_unique_ids(plugins: list[Plugin]) -> None:

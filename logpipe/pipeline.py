@@ -75,7 +75,7 @@ class Pipeline:
         assign_unique_ids(self.plugins)
         self._queue_batches = queue_batches
         self._queue: asyncio.Queue[tuple[list[Event], Ack] | None] | None = None
-        self._runners: list[OutputRunner] = []
+        self._runners: dict[str, OutputRunner] = {}  # by output id, as routes name them
         self._input_tasks: list[asyncio.Task[None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -123,7 +123,7 @@ class Pipeline:
             for output in self.built.outputs:
                 runner = OutputRunner(output, state_dir=self.state_dir)
                 await runner.start()
-                self._runners.append(runner)
+                self._runners[output.id] = runner
             for filter_plugin in self.built.filters:
                 await filter_plugin.lifecycle_start()
                 started.append(filter_plugin)
@@ -131,7 +131,7 @@ class Pipeline:
                 await input_plugin.lifecycle_start()
                 started.append(input_plugin)
         except BaseException:
-            for runner in self._runners:
+            for runner in self._runners.values():
                 await runner.stop(0)
             for plugin in reversed(started):
                 await _quietly(plugin.lifecycle_close(), plugin)
@@ -214,7 +214,7 @@ class Pipeline:
                 await asyncio.wait_for(self.flush(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 log.error("outputs did not flush within the shutdown timeout")
-        for runner in self._runners:
+        for runner in self._runners.values():
             await runner.stop(max(0.0, deadline - loop.time()))
         # Inputs close last: the outputs' final deliveries complete acks, and an input
         # saves the positions those acks committed when it closes.
@@ -230,7 +230,7 @@ class Pipeline:
 
     async def flush(self) -> None:
         """Write out everything buffered now (SIGUSR1)."""
-        for runner in self._runners:
+        for runner in self._runners.values():
             await runner.flush()
 
     async def __aenter__(self) -> Pipeline:
@@ -274,7 +274,8 @@ class Pipeline:
 
     def route_batch(self, events: list[Event]) -> list[tuple[Output, list[Event]]]:
         """Which output gets which events of a filtered batch, without writing anything."""
-        return [(self.built.outputs[index], part) for index, part in self._route(events)]
+        outputs = {output.id: output for output in self.built.outputs}
+        return [(outputs[output_id], part) for output_id, part in self._route(events)]
 
     @staticmethod
     async def delivered(ack: Ack) -> None:
@@ -318,9 +319,9 @@ class Pipeline:
                 events = run_filters(events)
                 self._events_filtered.inc(len(events))
                 self.events_filtered += len(events)
-                for index, part in route(events):
+                for output_id, part in route(events):
                     try:
-                        await runners[index].put(part, ack)
+                        await runners[output_id].put(part, ack)
                     except BufferOverflowError:
                         # Refused, counted and logged by the runner; the other outputs still get theirs.
                         ack.hold()
@@ -335,7 +336,7 @@ class Pipeline:
         or still in a memory buffer (gone with the process). A finite run that ends with
         any exits non-zero, so a batch job's caller knows."""
         lost = 0
-        for runner in self._runners:
+        for runner in self._runners.values():
             stats = runner.stats()
             lost += stats["dead_lettered"] + stats["dropped"]
             if stats["buffer"] == "memory":
@@ -347,7 +348,7 @@ class Pipeline:
             "events_in": self.events_in,
             "events_filtered": self.events_filtered,
             "queue_batches": self._queue.qsize() if self._queue is not None else 0,
-            "outputs": {runner.output.id: runner.stats() for runner in self._runners},
+            "outputs": {output_id: runner.stats() for output_id, runner in self._runners.items()},
             # Filters that keep something worth showing (grok: the last lines that did not match).
             "filters": {f.id: stats for f in self.built.filters if (stats := f.stats())},
             "input_stats": {i.id: stats for i in self.built.inputs if (stats := i.stats())},

@@ -202,7 +202,7 @@ async def test_a_routing_error_leaves_the_batch_unacknowledged(state_dir: str) -
         async def broken_put(events: list[Event], ack: object) -> None:
             raise RuntimeError("bug in a buffer")
 
-        pipeline._runners[1].put = broken_put  # type: ignore[method-assign]
+        pipeline._runners["second"].put = broken_put  # type: ignore[method-assign]
         ack = await pipeline.emit("t", {"n": 1})
         await first.wait_for(1)
         for _ in range(20):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from logpipe import registry
+from logpipe import If, registry
+from logpipe.event import Event
 from logpipe.pipeline import Pipeline
 from tests.support.pipeline import CollectOutput
 
@@ -121,3 +122,36 @@ output {
     assert [r["tags"] for _, r in got["all"]] == [["server_error"], ["denied"], ["ok"]]
     assert [r["status"] for _, r in got["alerts"]] == [503, 403]
     assert [t for t, _ in got["web_only"]] == ["web.a", "web.b"]
+
+
+def test_routes_name_outputs_by_id_not_position(state_dir: str) -> None:
+    """Two unnamed outputs of one plugin get settled ids; the router names them by those ids,
+    so a runner, a metric or a worker process can refer to an output without knowing its place."""
+    cfg = """
+output {
+  collect { id => "audit" }
+  if [level] == "error" { collect { match => ["t"] } }
+  collect { match => ["t*"] }
+}
+"""
+    pipeline = Pipeline.from_string(cfg, state_dir=state_dir)
+    ids = [out.id for out in pipeline.built.outputs]
+    assert ids[0] == "audit" and len(set(ids)) == 3
+    assert all(i.startswith("collect-") for i in ids[1:])
+    events = [Event("t", None, {"level": "error"}), Event("t", None, {"level": "info"})]
+    routed = pipeline._route(events)
+    assert [output_id for output_id, _ in routed] == ["audit", ids[1], ids[2]]
+    assert [len(part) for _, part in routed] == [2, 1, 2]
+    by_object = pipeline.route_batch(events)
+    assert [out.id for out, _ in by_object] == ["audit", ids[1], ids[2]]
+
+
+async def test_one_output_object_in_two_branches_is_one_output(state_dir: str) -> None:
+    """A pipeline built in code may place the same output in both branches: it is one output
+    with one buffer, and each event reaches it once."""
+    seen = CollectOutput(id="seen")
+    pipeline = Pipeline(outputs=[If("[n] > 1", [seen], else_=[seen])], state_dir=state_dir)
+    assert pipeline.built.outputs == [seen]
+    async with pipeline:
+        await pipeline.delivered(await pipeline.emit_many("t", [{"n": 1}, {"n": 2}, {"n": 3}]))
+    assert sorted(ev.record["n"] for ev in seen.events) == [1, 2, 3]
