@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
@@ -94,7 +95,8 @@ class TcpInput(ServerInput):
             codec = create("codec", "line")
         self._decode = make_decoder(codec, self.params["parse"], self.id)
         # A stateful codec (multiline) joins lines of one stream: each connection gets its own copy,
-        # as Logstash clones the codec per connection, and what it holds is flushed when the peer closes.
+        # as Logstash clones the codec per connection; what it holds is flushed after its
+        # auto_flush_interval without a line and when the peer closes.
         self._codec_per_connection = codec if self.params["parse"] is None and hasattr(codec, "flush") else None
         self._listen(self.host, self.port, TlsServer.context(self) if self.mode == "server" else None,
                      self.max_connections, stream_limit=STREAM_LIMIT)
@@ -172,21 +174,45 @@ class TcpInput(ServerInput):
             template = self._codec_per_connection
             own_codec = type(template)(**{k: v for k, v in template.params.items() if v is not None})
             decode = make_decoder(own_codec, None, self.id)
-        async for frames in read_frames(reader, framer, budget=self._budget, idle_timeout=self.idle_timeout or None,
-                                        frame_timeout=self.frame_timeout or None):
-            if framer.oversized != counted:
-                self._oversized.inc(framer.oversized - counted)
-                counted = framer.oversized
-            lines = [f.decode("utf-8", "replace") for f in frames]
-            events = [Event(tag, t, r) for t, r in decode(lines)]
+        # Emits are serialised: the quiet-flush timer's event must not overtake the lines before it.
+        emitting = asyncio.Lock()
+        last_frame = time.monotonic()
+
+        async def emit(events: list[Event]) -> None:
             for ev in events:
                 stamp(ev)
-            await ctx.emit(events, None)
-        if own_codec is not None:
+            async with emitting:
+                await ctx.emit(events, None)
+
+        async def flush_held() -> None:
+            assert own_codec is not None
             held = [Event(tag, None, r) for r in own_codec.flush()]  # type: ignore[attr-defined]
-            for ev in held:
-                stamp(ev)
-            await ctx.emit(held, None)
+            if held:
+                await emit(held)
+
+        async def flush_if_quiet() -> None:
+            if time.monotonic() - last_frame >= interval:
+                await flush_held()
+
+        interval = getattr(own_codec, "flush_interval", None) or 0.0
+        # Logstash's auto_flush_interval: the event a multiline codec holds is emitted after that
+        # long without a line (checked twice per interval), not only when the peer closes.
+        quiet = self.timers.every(interval / 2, flush_if_quiet, name="tcp:auto_flush") if interval else None
+        try:
+            async for frames in read_frames(reader, framer, budget=self._budget,
+                                            idle_timeout=self.idle_timeout or None,
+                                            frame_timeout=self.frame_timeout or None):
+                last_frame = time.monotonic()
+                if framer.oversized != counted:
+                    self._oversized.inc(framer.oversized - counted)
+                    counted = framer.oversized
+                lines = [f.decode("utf-8", "replace") for f in frames]
+                await emit([Event(tag, t, r) for t, r in decode(lines)])
+        finally:
+            if quiet is not None:
+                quiet.cancel()
+        if own_codec is not None:
+            await flush_held()
 
     def _stamper(self, address: str, port: int, name: str) -> Any:
         """Where the peer goes in each event, per front-end and ECS mode."""

@@ -169,3 +169,24 @@ async def test_multiline_codec_joins_per_connection() -> None:
         events = await out.wait_events(3)
     messages = sorted(e.record["message"] for e in events)
     assert messages == ["A error\n  at a1\n  at a2", "A next", "B error\n  at b1"]
+
+
+async def test_multiline_auto_flush_interval_emits_a_held_event_while_the_peer_stays() -> None:
+    """Logstash's auto_flush_interval: the held stack trace is emitted after that long without
+    a line, on an open connection; the lines after it start a new event, in order."""
+    from logpipe.registry import create
+
+    codec = create("codec", "multiline", pattern=r"^\s", what="previous", auto_flush_interval=0.2)
+    inp = TcpInput(port=0, host="127.0.0.1", codec=codec)
+    out = Collector()
+    async with running(inp, out):
+        _, peer = await asyncio.open_connection("127.0.0.1", inp.bound_port)
+        peer.write(b"E1 boom\n  at x\n")
+        await peer.drain()
+        first = await out.wait_events(1)   # no further line, the peer stays connected
+        assert first[0].record["message"] == "E1 boom\n  at x"
+        peer.write(b"E2 next\n  at y\n")
+        await peer.drain()
+        events = await out.wait_events(2)
+        peer.close()
+    assert [e.record["message"] for e in events] == ["E1 boom\n  at x", "E2 next\n  at y"]
