@@ -106,14 +106,16 @@ async def replay(path: str, config_paths: list[str], output_id: str, reason: str
     failed again, left unreplayable) and rewrites `path` with what is left."""
     from logpipe.pipeline import Pipeline
 
-    entries = read_entries(path)
-    chosen = [e for e in select(entries, reason) if e.event() is not None]
-    unreplayable = [e for e in select(entries, reason) if e.event() is None]
+    # The config first: it is what a user writes for the replay and gets wrong, and its errors
+    # carry file:line:column; the dead-letter file is only read once the target is known.
     built = Pipeline.from_paths(config_paths)
     output = next((o for o in built.built.outputs if o.id == output_id), None)
     if output is None:
         ids = ", ".join(sorted(o.id for o in built.built.outputs)) or "none"
         raise ConfigError(f"no output with id {output_id!r} in the config (outputs: {ids})")
+    entries = read_entries(path)
+    chosen = [e for e in select(entries, reason) if e.event() is not None]
+    unreplayable = [e for e in select(entries, reason) if e.event() is None]
     with tempfile.TemporaryDirectory(prefix="logpipe-dlq-") as tmp:
         again_path = os.path.join(tmp, "again.jsonl")
         # A memory buffer and our own dead-letter file: the daemon's buffers are not touched, and

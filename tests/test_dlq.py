@@ -104,3 +104,20 @@ def test_cli_list_show_and_mistakes(tmp_path: Path) -> None:
 def test_read_entries_names_the_line() -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         dlq.read_entries("/nonexistent/dlq.jsonl")
+
+
+def test_replay_checks_the_config_before_the_dead_letter_file(tmp_path: Path) -> None:
+    """A replay with a missing config and a missing DLQ names the config (the thing the user
+    writes for the replay and gets wrong), with its position when it is malformed."""
+    def replay(dead: Path, conf: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "logpipe.cli", "dlq", "replay", str(dead), "-f", str(conf),
+                               "--output", "n"], capture_output=True, text=True)
+
+    missing = replay(tmp_path / "no-dlq.jsonl", tmp_path / "no-config.conf")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "no-config.conf" in missing.stderr and "no-dlq.jsonl" not in missing.stderr
+    broken = tmp_path / "broken.conf"
+    broken.write_text("output {\n  null { id => }\n}\n")
+    malformed = replay(tmp_path / "no-dlq.jsonl", broken)
+    assert malformed.returncode == 1 and "broken.conf:2:" in malformed.stderr
+    assert "no-dlq.jsonl" not in malformed.stderr

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from logpipe.errors import LogpipeError
 from logpipe.grok.diagnose import diagnose
 from logpipe.grok.discover import discover
 from logpipe.grok.engine import Grok, cached_compile, definitions_for
@@ -185,7 +186,11 @@ async def serve(host: str, port: int, ready: asyncio.Event | None = None) -> Non
     runner = web.AppRunner(build_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except (OSError, OverflowError) as exc:  # in use, no such address, out of range (embedders)
+        await runner.cleanup()
+        raise LogpipeError(f"cannot listen on {host}:{port}: {exc}") from None
     bound = runner.addresses[0][1] if runner.addresses else port
     print(f"Grok Debugger on http://{host}:{bound}/  (Ctrl-C stops it)", flush=True)
     if ready is not None:

@@ -56,8 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--discover", metavar="LINE", help="propose a pattern for LINE")
     mode.add_argument("--serve", action="store_true", help="open the web Grok Debugger (127.0.0.1:9601)")
     p.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9601, help="with --serve: port (default 9601; 0 = any free port)")
+    p.add_argument("--port", type=_port, default=9601, help="with --serve: port (default 9601; 0 = any free port)")
     return p
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535: refused here with a usage error, not at bind time."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0 to 65535, got {port}")
+    return port
 
 
 def main(argv: list[str]) -> int:

@@ -155,3 +155,24 @@ def test_subprocess_end_to_end(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "logpipe.grok.workbench", "%{INT:n}", "x"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 1 and "NOT matched" in bad.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range_without_a_traceback(port: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "logpipe.cli", "grok", "--serve", "--port", port],
+                          capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "argument --port" in proc.stderr and ("0 to 65535" in proc.stderr or "port number" in proc.stderr)
+
+
+def test_serve_on_a_port_in_use_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        code, _, err = run(capsys, "--serve", "--port", str(busy))
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{busy}" in err
