@@ -35,12 +35,16 @@ from logpipe.config.loader import load_config_paths, load_config_string
 from logpipe.config.model import PipelineConfig
 from logpipe.errors import LogpipeError
 from logpipe.http_api import DEFAULT_HOST, DEFAULT_PORTS, HttpApi
+from logpipe.lifecycle import DaemonState, PipelineState
 from logpipe.metrics import counter
 from logpipe.pipeline import Pipeline
 
 log = logging.getLogger("logpipe.daemon")
 
 EXIT_OK, EXIT_ERROR = 0, 1
+
+_NOT_READY = {DaemonState.STARTING: "starting", DaemonState.RELOADING: "reloading the configuration",
+              DaemonState.STOPPING: "stopping", DaemonState.STOPPED: "stopped"}
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,7 @@ class Daemon:
         self.http: HttpApi | None = None
         self.pipeline: Pipeline | None = None
         self._model: PipelineConfig | None = None
-        self._running = False
-        self._reloading = False
-        self._stopping = False
+        self.state = DaemonState.STARTING
         self._started_at = time.time()
         self._started_mono = time.monotonic()
         self._stop: asyncio.Event | None = None
@@ -133,7 +135,7 @@ class Daemon:
 
     def request_flush(self) -> None:
         pipeline = self.pipeline
-        if pipeline is None or not self._running:
+        if pipeline is None or pipeline.state is not PipelineState.RUNNING:
             log.info("SIGUSR1 ignored: no pipeline is running (starting, reloading or stopping)")
             return
         log.info("flushing every buffer (SIGUSR1)")
@@ -175,6 +177,7 @@ class Daemon:
                 return EXIT_ERROR
             return await self._serve()
         finally:
+            self.state = DaemonState.STOPPED
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -201,7 +204,7 @@ class Daemon:
             if not await self.reload():
                 return EXIT_ERROR
         finished = pipeline.failed is None and inputs_finished
-        self._stopping = True
+        self.state = DaemonState.STOPPING
         log.info("stopping: draining the pipeline" if not finished else "every input finished; flushing")
         # A finite pipeline that has read everything writes every buffer out (file buffers
         # included); a stopped daemon leaves file-buffered chunks for the next start.
@@ -223,14 +226,14 @@ class Daemon:
             await _discard(pipeline)
             return False
         self.pipeline = pipeline
-        self._running = True
+        self.state = DaemonState.RUNNING
         _warn_orphaned_buffers(pipeline)
         return True
 
     async def reload(self) -> bool:
         """Swap in a pipeline built from the config as it is now; see the module docstring.
         Returns False only when neither the new nor the previous config could be started."""
-        self._reloading = True
+        self.state = DaemonState.RELOADING
         began = time.monotonic()
         try:
             log.info("reloading the configuration from %s", ", ".join(self.source.describe()))
@@ -247,7 +250,6 @@ class Daemon:
                 return True
             old = self.pipeline
             assert old is not None
-            self._running = False
             try:
                 await old.stop()
             except Exception:
@@ -265,7 +267,10 @@ class Daemon:
             assert self._model is not None
             return await self._start(self._build(self._model), "the previous pipeline")
         finally:
-            self._reloading = False
+            if self.state is DaemonState.RELOADING:
+                # The new config did not build (the old pipeline runs on), or neither config started.
+                kept = self.pipeline is not None and self.pipeline.state is PipelineState.RUNNING
+                self.state = DaemonState.RUNNING if kept else DaemonState.STOPPING
 
     def _record(self, ok: bool, began: float, error: str | None, files: Iterable[str] = ()) -> None:
         self.last_reload = ReloadResult(ok, time.time(), round(time.monotonic() - began, 6), error, list(files))
@@ -288,16 +293,15 @@ class Daemon:
     # ---- what the HTTP API reads -----------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        if self._stopping:
-            return False, "stopping"
-        if self._reloading:
-            return False, "reloading the configuration"
-        pipeline = self.pipeline
-        if pipeline is None or not self._running:
-            return False, "starting"
-        if pipeline.failed is not None:
-            return False, f"an input failed: {pipeline.failed}"
-        return True, "ready"
+        """(ready, reason): ready only while the daemon runs a pipeline none of whose inputs failed."""
+        state = self.state
+        if state is DaemonState.RUNNING:
+            pipeline = self.pipeline
+            assert pipeline is not None
+            if pipeline.failed is not None:
+                return False, f"an input failed: {pipeline.failed}"
+            return True, "ready"
+        return False, _NOT_READY[state]
 
     def stats(self) -> dict[str, Any]:
         ready, status = self.readiness()
@@ -309,6 +313,7 @@ class Daemon:
             "pid": os.getpid(),
             "started_at": _iso(self._started_at),
             "uptime_seconds": round(time.monotonic() - self._started_mono, 3),
+            "state": self.state.value,
             "ready": ready,
             "status": status,
             "config": {"sources": self.source.describe(),

@@ -26,6 +26,7 @@ from logpipe.config.model import IfNode, PipelineConfig, PluginNode
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
+from logpipe.lifecycle import PipelineState
 from logpipe.metrics import counter
 from logpipe.plugin import AckCallback, Filter, Input, InputContext, Output, Plugin
 from logpipe.report import DeliveryReport
@@ -79,9 +80,7 @@ class Pipeline:
         self._input_tasks: list[asyncio.Task[None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._started = False
-        self._stopped = False
-        self._queue_closed = False  # set once nothing will take another batch from the queue
+        self.state = PipelineState.CREATED
         self._inputs_done: asyncio.Event | None = None
         self.failed: BaseException | None = None
         # Process-wide for /metrics (monotonic across reloads); per pipeline for stats().
@@ -111,10 +110,10 @@ class Pipeline:
         there is somewhere to put it). If any of them fails to start (a port in use,
         a locked buffer), what was already started is closed again before the error
         propagates."""
-        if self._started:
+        if self.state is not PipelineState.CREATED:
             return
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
-        self._started = True
+        self.state = PipelineState.STARTING
         self._queue = asyncio.Queue(self._queue_batches)
         self._inputs_done = asyncio.Event()
         self._worker = asyncio.create_task(self._work(), name="logpipe-worker")
@@ -136,12 +135,13 @@ class Pipeline:
             for plugin in reversed(started):
                 await _quietly(plugin.lifecycle_close(), plugin)
             self._worker.cancel()
-            self._stopped = self._queue_closed = True
+            self.state = PipelineState.FAILED
             raise
         for plugin in self.built.inputs:
             ctx = InputContext(self._emitter_for(plugin), self.state_dir, plugin.id)
             task = asyncio.create_task(self._run_input(plugin, ctx), name=f"input:{plugin.id}")
             self._input_tasks.append(task)
+        self.state = PipelineState.RUNNING
         if not self._input_tasks:
             self._inputs_done.set()
         else:
@@ -189,9 +189,9 @@ class Pipeline:
         within the shutdown timeout. Each buffer then follows its `flush_at_shutdown`;
         `flush=True` (a finite pipeline that has read everything) writes out every
         buffer first, file buffers included, so a batch job leaves nothing behind."""
-        if self._stopped or not self._started:
+        if self.state not in (PipelineState.STARTING, PipelineState.RUNNING):
             return
-        self._stopped = True
+        self.state = PipelineState.STOPPING
         timeout = self.shutdown_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -199,7 +199,7 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._input_tasks, return_exceptions=True)
         assert self._queue is not None and self._worker is not None
-        self._queue_closed = True
+        self.state = PipelineState.DRAINING
         try:
             # The end marker is queued within the deadline too: with a blocked output the
             # queue stays full and an unbounded put() would outlast the shutdown timeout.
@@ -222,6 +222,7 @@ class Pipeline:
             await _quietly(plugin.lifecycle_close(), plugin)
         for filter_plugin in self.built.filters:
             await _quietly(filter_plugin.lifecycle_close(), filter_plugin)
+        self.state = PipelineState.STOPPED
 
     async def _drain(self) -> None:
         assert self._queue is not None and self._worker is not None
@@ -255,10 +256,10 @@ class Pipeline:
                           report: bool = True) -> Ack:
         """Push a batch in from Python; waits while the pipeline is full. `report = await ack`
         says what became of it (logpipe.report.DeliveryReport); inputs' batches carry none."""
-        if self._queue_closed:
+        if not self.state.takes_events:
             # Nothing would ever take the batch: its ack would stay open for good.
-            raise RuntimeError("emit on a stopped pipeline")
-        if not self._started:
+            raise RuntimeError(f"emit on a {self.state.value} pipeline")
+        if self.state is PipelineState.CREATED:
             await self.start()
         assert self._queue is not None
         ack = Ack(on_ack, DeliveryReport() if report else None)
@@ -345,6 +346,7 @@ class Pipeline:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "state": self.state.value,
             "events_in": self.events_in,
             "events_filtered": self.events_filtered,
             "queue_batches": self._queue.qsize() if self._queue is not None else 0,

@@ -44,11 +44,18 @@ def _size(n: float) -> str:
     return f"{n:.1f}"
 
 
+def _not_ready(stats: dict[str, Any]) -> str:
+    """The daemon's lifecycle state and the reason it is not ready, the reason alone when it
+    says the same (`stopping`)."""
+    state, status = stats.get("state"), stats.get("status", "not ready")
+    return status if not state or status.startswith(state) else f"{state}: {status}"
+
+
 def render(stats: dict[str, Any], previous: dict[str, Any] | None, seconds: float) -> Group:
     """One frame from two /stats documents `seconds` apart (the first frame has no rates)."""
     pipe = stats.get("pipeline") or {}
     prev_pipe = (previous or {}).get("pipeline") or {}
-    state = "[green]ready[/]" if stats.get("ready") else f"[red]{stats.get('status', 'not ready')}[/]"
+    state = "[green]ready[/]" if stats.get("ready") else f"[red]{_not_ready(stats)}[/]"
     reloads = stats.get("reloads") or {}
     head = Text.from_markup(
         f"logpipe {stats.get('version', '?')}  pid {stats.get('pid', '?')}  up {stats.get('uptime_seconds', 0):,.0f}s  "

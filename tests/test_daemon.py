@@ -28,6 +28,7 @@ import pytest
 from logpipe.config.model import PipelineConfig
 from logpipe.daemon import ConfigSource, Daemon
 from logpipe.event import Event
+from logpipe.lifecycle import DaemonState, PipelineState
 from logpipe.pipeline import Pipeline
 from logpipe.plugin import Input, InputContext, Output
 from tests.paths import REPO
@@ -357,9 +358,12 @@ async def test_not_ready_during_a_reload(state_dir: str) -> None:
     h.daemon.request_reload()
     await h.until(lambda: not h.daemon.readiness()[0], "not ready")
     assert h.daemon.readiness() == (False, "reloading the configuration")
+    assert h.daemon.state is DaemonState.RELOADING and h.daemon.stats()["state"] == "reloading"
+    assert h.built[0].state is PipelineState.DRAINING  # its output's close waits for the gate
     h.gate.set()
     await h.until(lambda: h.daemon.readiness()[0], "ready again")
-    assert h.daemon.pipeline is h.built[1]
+    assert h.daemon.state is DaemonState.RUNNING
+    assert h.daemon.pipeline is h.built[1] and h.built[0].state is PipelineState.STOPPED
     assert h.daemon.last_reload is not None and h.daemon.last_reload.ok
     await h.until(lambda: len(h.written) == 2, "the new pipeline's event")
     h.daemon.request_stop()
@@ -398,6 +402,25 @@ async def test_hups_during_a_reload_coalesce(state_dir: str) -> None:
     h.daemon.request_stop()
     assert await task == 0
     assert len(h.built) == 3
+
+
+async def test_a_config_that_does_not_build_keeps_the_daemon_running(state_dir: str) -> None:
+    h = Harness(state_dir)
+    task = asyncio.create_task(h.daemon.run())
+    await h.until(lambda: h.daemon.readiness()[0], "ready")
+    h.daemon.source = ConfigSource(text="output { nonesuch { } }")
+    h.daemon.request_reload()
+    await h.until(lambda: h.daemon.last_reload is not None, "the reload")
+    assert h.daemon.state is DaemonState.RUNNING and h.daemon.readiness() == (True, "ready")
+    assert h.daemon.pipeline is h.built[0] and h.built[0].state is PipelineState.RUNNING
+    h.gate.clear()
+    h.daemon.request_stop()
+    await h.until(lambda: h.daemon.state is DaemonState.STOPPING, "stopping")
+    assert h.daemon.readiness() == (False, "stopping")
+    h.daemon.request_flush()  # ignored: the pipeline is no longer running
+    h.gate.set()
+    assert await task == 0
+    assert h.daemon.state is DaemonState.STOPPED and h.built[0].state is PipelineState.STOPPED
 
 
 class FailingInput(Input):
