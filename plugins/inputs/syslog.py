@@ -207,7 +207,8 @@ class SyslogInput(ServerInput):
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         if self.proxy_protocol:
-            header = await asyncio.wait_for(reader.readline(), self.frame_timeout or None)
+            async with asyncio.timeout(self.frame_timeout or None):
+                header = await reader.readline()
             parts = header.split()
             if len(parts) < 3 or parts[0] != b"PROXY":
                 raise ProtocolError("proxy_protocol", f"expected a PROXY header, got {header[:40]!r}")

@@ -152,7 +152,8 @@ class TcpInput(ServerInput):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if self.proxy_protocol:
-            header = await asyncio.wait_for(reader.readline(), self.frame_timeout or None)
+            async with asyncio.timeout(self.frame_timeout or None):
+                header = await reader.readline()
             parts = header.split()
             if len(parts) < 5 or parts[0] != b"PROXY":
                 raise ProtocolError("proxy_protocol", f"expected a PROXY header, got {header[:40]!r}")
