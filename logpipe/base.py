@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from logpipe import registry
 from logpipe.buffer.deadletter import describe_item
-from logpipe.buffer.retry import NOT_RETRIED
+from logpipe.buffer.retry import RETRIED
 from logpipe.buffer.settings import BUFFER_SETTINGS, resolve_buffer_config
 from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.decorate import build_decorator
@@ -34,7 +34,7 @@ from logpipe.metrics import PluginMetrics
 from logpipe.settings import PluginBlock, Setting, coerce_settings, written_names
 
 __all__ = [
-    "NOT_RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "Filter", "Helper", "Input", "InputContext",
+    "RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "Filter", "Helper", "Input", "InputContext",
     "Output", "Plugin", "RetryableError", "WriteResult",
 ]
 
@@ -365,9 +365,10 @@ class Output(Plugin):
     - `async write(items) -> WriteResult | None`: sends a chunk of items. Return None
       (all delivered) or a WriteResult whose indexes refer to `items`. Raise
       RetryableError (or an OSError / TimeoutError) when the whole chunk may pass later:
-      it is retried with backoff, as is any exception of a client library's own. A
-      programming or data error (NOT_RETRIED: TypeError, ValueError, KeyError …)
-      dead-letters the chunk at once instead of failing the same way forever.
+      it is retried with backoff (RETRIED), as are the client library's transport errors
+      the output lists in `retryable_errors`. Any other exception is a programming or
+      data error: the chunk is dead-lettered at once, with the reason, instead of failing
+      the same way forever.
     - `describe(item)`: what a dead letter shows for an item; the default decodes JSON
       (JSON lines: a list when there are several) and falls back to base64.
 
@@ -387,6 +388,9 @@ class Output(Plugin):
     ] + BUFFER_SETTINGS
     #: Buffer settings this output prefers when the user sets none (e.g. stdout flushes at once).
     buffer_defaults: ClassVar[dict[str, Any]] = {}
+    #: Exceptions of this output's client library that mean "the destination, try later"
+    #: (retried like OSError); every other exception from `write` dead-letters the chunk.
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)

@@ -19,7 +19,7 @@ those, since this module imports the helpers.
 from __future__ import annotations
 
 from logpipe.base import (
-    NOT_RETRIED,
+    RETRIED,
     TAG_MATCH,
     TAG_MATCH_ALIAS,
     AckCallback,
@@ -52,7 +52,7 @@ from logpipe.helpers.tls import TlsClient, TlsServer
 from logpipe.settings import Section, SectionValue, Setting
 
 __all__ = [
-    "NOT_RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "ConfigError", "Event", "Filter",
+    "RETRIED", "TAG_MATCH", "TAG_MATCH_ALIAS", "AckCallback", "Codec", "ConfigError", "Event", "Filter",
     "Helper", "Input", "InputContext", "LogpipeError", "Output", "Plugin", "PluginError", "ProtocolError",
     "RetryableError",
     "Section", "SectionValue", "Server", "ServerInput", "Setting", "Timers", "TlsClient", "TlsServer",

@@ -270,6 +270,14 @@ class FileStore(BufferStore):
     # ---- open / replay -------------------------------------------------------
 
     async def open(self) -> list[Chunk]:
+        """Lock the directory and replay its chunks, in a thread: on a slow or hung disk
+        (NFS, a full device) the event loop — other inputs, health checks — keeps running."""
+        chunks = await asyncio.to_thread(self._open_dir)
+        if self.fsync != "never":
+            self._syncer = asyncio.create_task(self._sync_loop(), name=f"fsync:{self.dir}")
+        return list(chunks)
+
+    def _open_dir(self) -> list[FileChunk]:
         try:
             os.makedirs(self.dir, exist_ok=True)
             self._lock_fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
@@ -285,10 +293,7 @@ class FileStore(BufferStore):
                 f"buffer directory {self.dir} is in use by another output or process "
                 "(give each output its own 'id' or 'buffer_path')", setting="buffer_path") from None
         self._dir_fd = os.open(self.dir, os.O_RDONLY)
-        chunks = await asyncio.to_thread(self._replay)
-        if self.fsync != "never":
-            self._syncer = asyncio.create_task(self._sync_loop(), name=f"fsync:{self.dir}")
-        return list(chunks)
+        return self._replay()
 
     def _replay(self) -> list[FileChunk]:
         found = []

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from logpipe.buffer.settings import BufferConfig
+from logpipe.errors import RetryableError
 
 RANDOMIZE_WIDTH = 0.125
 
@@ -76,8 +77,8 @@ class RetryState:
         return wait
 
 
-#: Exceptions from Output.write that dead-letter a chunk at once instead of retrying it:
-#: programming and data errors fail the same way on every attempt. Everything else — I/O
-#: (RetryableError, OSError, TimeoutError) and client libraries' own errors — is retried.
-NOT_RETRIED: tuple[type[BaseException], ...] = (TypeError, ValueError, LookupError, AttributeError,
-                                                 ArithmeticError, AssertionError, NotImplementedError)
+#: Exceptions from Output.write that retry a chunk with backoff: I/O failures, which may pass
+#: later. An output adds its client library's transport errors (`Output.retryable_errors`).
+#: Anything else is a programming or data error that fails the same way on every attempt, so
+#: the chunk is dead-lettered at once with the reason instead of holding the output for 72 h.
+RETRIED: tuple[type[BaseException], ...] = (RetryableError, OSError, TimeoutError)

@@ -25,9 +25,9 @@ formatted items, and a write, a retry or a replay after a restart sends those by
 are. An event `format` cannot encode is dead-lettered alone at put time; `put_formatted`
 takes items formatted elsewhere (pipeline workers). An output that wants events gets
 chunks of events, as before. Exceptions from write: RetryableError, OSError and
-TimeoutError (I/O) retry the chunk with backoff; programming and data errors (TypeError,
-ValueError … — logpipe.buffer.retry.NOT_RETRIED) dead-letter it at once; anything else (a client
-library's own exception) is retried, since it usually means the destination.
+TimeoutError (I/O, logpipe.buffer.retry.RETRIED) and the output's own `retryable_errors`
+(its client library's transport errors) retry the chunk with backoff; any other exception
+is a programming or data error and dead-letters the chunk at once, with the reason.
 
 Per-event Python work in put is grouping by key (one comparison per event with the tag as
 only key) plus, for the file buffer, the msgpack encoding; everything else is per chunk.
@@ -50,7 +50,7 @@ from logpipe.ack import Ack
 from logpipe.buffer.deadletter import DeadLetter, Failure, build_secondary
 from logpipe.buffer.keys import ChunkKey, compile_key_fn, group_events
 from logpipe.buffer.memory import MemoryStore
-from logpipe.buffer.retry import NOT_RETRIED, RetryPolicy, RetryState
+from logpipe.buffer.retry import RETRIED, RetryPolicy, RetryState
 from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
 from logpipe.buffer.store import BufferStore, Chunk
 from logpipe.errors import BufferOverflowError
@@ -102,6 +102,7 @@ class OutputRunner:
         self._clock = clock
         self._rng = rng
         self._sleep = sleep or self._interruptible_sleep
+        self._retried = RETRIED + type(output).retryable_errors
         secondary = build_secondary(cfg.secondary, output_factory) if cfg.secondary else None
         self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log, describe=output.describe)
         #: Chunks hold formatted items (bytes) unless the output wants events.
@@ -453,16 +454,36 @@ class OutputRunner:
                 await self._write_chunk(chunk)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # A bug in the engine or a store must not kill the worker nor lose the chunk.
-                log.exception("output %s: unexpected error while flushing a chunk; it will be tried again",
-                              self.id)
+            except OSError as exc:
+                # The store could not read the chunk, or the dead-letter file could not be written.
+                log.error("output %s: flushing a chunk failed (%s); trying it again in %.1fs",
+                          self.id, exc, self.config.retry_wait)
                 self._inflight.discard(chunk)
                 await self._sleep(self.config.retry_wait)
                 self._queue.append(chunk)
                 continue
+            except Exception:  # noqa: BLE001 - a bug of the engine or a store: the worker must live on
+                log.exception("output %s: unexpected error while flushing a chunk", self.id)
+                self._inflight.discard(chunk)
+                await self._abandon(chunk)
+                continue
             self._inflight.discard(chunk)
             await self._finish(chunk)
+
+    async def _abandon(self, chunk: Chunk) -> None:
+        """After an engine or store bug: dead-letter the chunk's items (the same bug would meet
+        them on every attempt). When even that fails, the chunk is left as it is, unfinished:
+        its acknowledgements stay open (the inputs send it again after a restart) and a file
+        chunk stays on disk for the next start."""
+        try:
+            items = await self._store.load(chunk)
+            await self._dead_letter([(it, "the buffer engine failed on this chunk (see the log)")
+                                     for it in items], chunk.key)
+        except Exception:  # noqa: BLE001 - nothing more can be done with it in this run
+            log.exception("output %s: a chunk of %d event(s) could not be dead-lettered either; it is kept "
+                          "unacknowledged until the next start", self.id, chunk.records)
+            return
+        await self._finish(chunk)
 
     async def _write_chunk(self, chunk: Chunk) -> None:
         items = await self._store.load(chunk)
@@ -479,18 +500,7 @@ class OutputRunner:
                 result = await self.output.write(items)
             except asyncio.CancelledError:
                 raise
-            except NOT_RETRIED as exc:
-                # A programming or data error fails the same way on every attempt.
-                self._count("write_errors", 1)
-                _release_frames(exc)
-                log.error("output %s: write of %d item(s) raised %s: %s; dead-lettered, not retried "
-                          "(not an I/O error)", self.id, len(items), type(exc).__name__, exc)
-                why = f"write raised {type(exc).__name__}: {exc} (not retried)"
-                await self._dead_letter([(it, why) for it in items], key)
-                if report is not None:
-                    report.settle([], [(i, why) for i in range(len(items))])
-                return
-            except Exception as exc:  # noqa: BLE001 - I/O or a client library's failure: retry the chunk
+            except self._retried as exc:
                 self._count("write_errors", 1)
                 reason = f"{type(exc).__name__}: {exc}"
                 _release_frames(exc)
@@ -510,6 +520,16 @@ class OutputRunner:
                 finally:
                     self._failing.discard(chunk)
                 continue
+            except Exception as exc:  # noqa: BLE001 - not I/O: a programming or data error, dead-lettered
+                self._count("write_errors", 1)
+                _release_frames(exc)
+                log.error("output %s: write of %d item(s) raised %s: %s; dead-lettered, not retried "
+                          "(not an I/O error)", self.id, len(items), type(exc).__name__, exc)
+                why = f"write raised {type(exc).__name__}: {exc} (not retried: not an I/O error)"
+                await self._dead_letter([(it, why) for it in items], key)
+                if report is not None:
+                    report.settle([], [(i, why) for i in range(len(items))])
+                return
             if result is None:
                 self._count("delivered", len(items))
                 if report is not None:

@@ -23,6 +23,7 @@ from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
     ConfigurationError,
+    ConnectionFailure,
     DocumentTooLarge,
     InvalidName,
     PyMongoError,
@@ -49,6 +50,7 @@ _DATABASE_FORBIDDEN = frozenset(' ./\\"$\x00')
 class MongoOutput(Output):
     name = "mongo"
     doc = "Inserts events into MongoDB (insert_many, unordered); deterministic _id makes retries idempotent."
+    retryable_errors = (ConnectionFailure,)
     settings: ClassVar[list[Setting]] = [
         Setting("uri", "string", doc="mongodb:// or mongodb+srv:// connection string (instead of host/port)"),
         Setting("connection_string", "string", doc="Fluentd name of uri"),

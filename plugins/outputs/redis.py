@@ -36,6 +36,7 @@ from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
 class RedisOutput(Output):
     name = "redis"
     doc = "Redis list (RPUSH), pub/sub channel (PUBLISH) or stream (XADD with MAXLEN)"
+    retryable_errors = TRANSIENT_ERRORS
     helpers = [RedisConnection]
     settings: ClassVar[list[Setting]] = [
         Setting("host", "array", default=["127.0.0.1"], doc='"host" or "host:port" entries; failover in order'),

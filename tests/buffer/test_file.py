@@ -392,3 +392,35 @@ async def test_time_chunk_key_separates_time_slots(tmp_path: Path) -> None:
     await runner.flush()
     assert sorted(sorted(ev.record["n"] for ev in w) for w in out.writes) == [[0, 2], [1, 4], [3]]
     await runner.stop(1)
+
+
+async def test_opening_the_buffer_does_no_file_io_on_the_event_loop(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locking the directory and replaying it may block on a slow disk: none of it runs on
+    the loop's thread (every path under the buffer directory is opened elsewhere)."""
+    import threading
+
+    directory = tmp_path / "buf"
+    first = FileStore(str(directory))
+    await first.open()
+    chunk = first.new_chunk(("t",))
+    payload, size = first.encode([Event("t", 1, {"n": 1})])
+    first.append(chunk, [Event("t", 1, {"n": 1})], payload, size, Ack())
+    await first.close()
+
+    loop_thread = threading.get_ident()
+    opened_on_loop: list[str] = []
+    real_open = os.open
+
+    def watching_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        if threading.get_ident() == loop_thread and str(path).startswith(str(directory)):
+            opened_on_loop.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watching_open)
+    store = FileStore(str(directory))
+    replayed = await store.open()
+    monkeypatch.setattr(os, "open", real_open)
+    await store.close()
+    assert [c.records for c in replayed] == [1]
+    assert opened_on_loop == []

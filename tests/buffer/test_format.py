@@ -134,6 +134,47 @@ async def test_io_error_in_write_is_retried(tmp_path: Path) -> None:
     assert len(out.writes) >= 3 and runner.counts["delivered"] == 1
 
 
+class LibraryDown(Exception):
+    """A client library's transport error that is not an OSError (as PyMongoError, redis')."""
+
+
+class LibraryOutput(JsonItems):
+    name = "libraryitems"
+    retryable_errors = (LibraryDown,)
+
+
+async def test_only_io_errors_and_declared_library_errors_are_retried(tmp_path: Path) -> None:
+    """A RuntimeError (a bug, not the destination) is dead-lettered at the first attempt;
+    an exception the output declares in `retryable_errors` is retried like an OSError."""
+    dlq = tmp_path / "dlq.jsonl"
+    out = JsonItems(dead_letter_path=str(dlq), retry_forever=True, retry_wait=0.01)
+    out.raise_in_write = RuntimeError("a bug in the output")
+    runner = OutputRunner(out, state_dir=str(tmp_path))
+    await runner.start()
+    ack = Ack()
+    await runner.put(_events(2), ack)
+    ack.release()
+    await asyncio.wait_for(runner.flush(), 5)
+    await runner.stop(1)
+    assert len(out.writes) == 1 and runner.counts["retries"] == 0
+    assert [("RuntimeError" in line["reason"], line["item"]) for line in _dlq(dlq)] == [(True, {"n": 0}),
+                                                                                         (True, {"n": 1})]
+
+    library = LibraryOutput(dead_letter_path=str(tmp_path / "dlq2.jsonl"), retry_wait=0.01)
+    library.raise_in_write = LibraryDown("server selection timed out")
+    runner = OutputRunner(library, state_dir=str(tmp_path / "2"))
+    await runner.start()
+    await runner.put(_events(1), Ack())
+    for _ in range(2):
+        library.wrote.clear()
+        await asyncio.wait_for(library.wrote.wait(), 5)
+    library.raise_in_write = None
+    await asyncio.wait_for(runner.flush(), 5)
+    await runner.stop(1)
+    assert runner.counts["delivered"] == 1 and runner.counts["retries"] >= 2
+    assert not (tmp_path / "dlq2.jsonl").exists()
+
+
 async def test_file_buffer_replay_sends_the_stored_items_without_formatting(tmp_path: Path) -> None:
     first = JsonItems(buffer="file", flush_interval=60, flush_at_shutdown=False)
     runner = OutputRunner(first, state_dir=str(tmp_path))

@@ -51,6 +51,7 @@ SUPPORTED_MAJORS = (8, 9)
 class ElasticsearchOutput(Output):
     name = "elasticsearch"
     doc = "Indexes events into Elasticsearch 8.x/9.x with the bulk API; deterministic ids make retries idempotent."
+    retryable_errors = (TransportError,)
     settings: ClassVar[list[Setting]] = [
         Setting("hosts", "array", default=["localhost:9200"], aliases=("host",),
                 doc="nodes: URLs or host:port (comma-separated lists accepted)"),
