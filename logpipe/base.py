@@ -31,6 +31,7 @@ from logpipe.helpers import ecs
 from logpipe.helpers.inject import compile_injector
 from logpipe.helpers.timer import Timers
 from logpipe.metrics import PluginMetrics
+from logpipe.reemit import reemit
 from logpipe.settings import PluginBlock, Setting, coerce_settings, written_names
 
 __all__ = [
@@ -302,6 +303,9 @@ class Filter(Plugin):
 
     kind = "filter"
     creates_events: ClassVar[bool] = True
+    #: True when the filter sends events back to the top of the filter stage (`reemit`):
+    #: the pipeline then runs each batch's re-emitted events again (logpipe/reemit.py).
+    reemits: ClassVar[bool] = False
     common_settings = Plugin.common_settings + [
         Setting("add_field", "hash", default={}, doc="fields to add on success (sprintf in keys and values)"),
         Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),
@@ -317,9 +321,22 @@ class Filter(Plugin):
         self._decorate = build_decorator(
             self.add_field, self.add_tag, self.remove_field, self.remove_tag  # type: ignore[attr-defined]
         )
+        #: Set by the pipeline when it starts: hands a new batch to the top of the filter stage
+        #: (events a filter emits on its own, such as a timeout flush), waiting while the
+        #: pipeline is full; `on_ack` runs once the batch is delivered. None outside a pipeline.
+        self.reinject: Callable[[list[Event], AckCallback | None], Awaitable[None]] | None = None
 
     def filter(self, events: list[Event]) -> list[Event]:
         raise NotImplementedError
+
+    def reemit(self, events: list[Event]) -> bool:
+        """Send events back to the top of the filter stage in this batch (Fluentd's
+        `router.emit`); declare `reemits = True`. False outside a pipeline's filter stage."""
+        return reemit(events)
+
+    async def drain(self) -> None:
+        """Called at shutdown once the inputs have stopped, before the filter stage drains:
+        a filter that holds events emits them now (through `reinject`)."""
 
     def stats(self) -> dict[str, Any]:
         """What this filter wants shown in /stats (e.g. grok's last failing lines); {} for nothing."""

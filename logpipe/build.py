@@ -23,6 +23,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.metrics import counter
 from logpipe.plugin import Filter, Input, Output, Plugin
+from logpipe.reemit import with_reemits
 from logpipe.regex_budget import batch_guard as regex_batch_guard
 
 log = logging.getLogger("logpipe.pipeline")
@@ -86,8 +87,10 @@ class Built:
 
 
 def compile_filters(nodes: list[Any], built: Built) -> FilterStep:
-    """The filter section as one function from a batch to the batch that continues, in order."""
-    return _compile_chain(nodes, built)[0]
+    """The filter section as one function from a batch to the batch that continues, in order;
+    with a filter that re-emits (rewrite_tag_filter), re-emitted events run it again."""
+    step = _compile_chain(nodes, built)[0]
+    return with_reemits(step) if any(f.reemits for f in built.filters) else step
 
 
 def _compile_chain(nodes: list[Any], built: Built) -> tuple[FilterStep, bool]:

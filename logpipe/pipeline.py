@@ -29,6 +29,7 @@ from logpipe.fields import compile_sprintf
 from logpipe.lifecycle import PipelineState
 from logpipe.metrics import counter
 from logpipe.plugin import AckCallback, Filter, Input, InputContext, Output, Plugin
+from logpipe.reemit import reset_current_ack, set_current_ack
 from logpipe.report import DeliveryReport
 
 log = logging.getLogger("logpipe.pipeline")
@@ -124,6 +125,7 @@ class Pipeline:
                 await runner.start()
                 self._runners[output.id] = runner
             for filter_plugin in self.built.filters:
+                filter_plugin.reinject = self._reinject
                 await filter_plugin.lifecycle_start()
                 started.append(filter_plugin)
             for input_plugin in self.built.inputs:
@@ -199,6 +201,11 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._input_tasks, return_exceptions=True)
         assert self._queue is not None and self._worker is not None
+        for filter_plugin in self.built.filters:  # what filters hold (concat groups) goes out now
+            try:
+                await asyncio.wait_for(filter_plugin.drain(), max(0.0, deadline - loop.time()))
+            except Exception:
+                log.exception("draining filter %s failed; what it held stays unacknowledged", filter_plugin.id)
         self.state = PipelineState.DRAINING
         try:
             # The end marker is queued within the deadline too: with a blocked output the
@@ -268,6 +275,12 @@ class Pipeline:
         await self._queue.put((events, ack))
         return ack
 
+    async def _reinject(self, events: list[Event], on_ack: AckCallback | None = None) -> None:
+        """A filter's own batch (a timeout flush) into the top of the filter stage."""
+        if not self.state.takes_events or self._queue is None:
+            raise RuntimeError(f"reinject on a {self.state.value} pipeline")
+        await self._queue.put((events, Ack(on_ack)))
+
     def filter_batch(self, events: list[Event]) -> list[Event]:
         """Run a batch through the filter section only, in this process (no input, no output):
         what `logpipe test` and plugin tests need."""
@@ -312,6 +325,7 @@ class Pipeline:
             if item is None:
                 return
             events, ack = item
+            ack_token = set_current_ack(ack)  # filters that hold events keep this batch's ack open
             # The pipeline's own hold on the ack is released only when every output got
             # its part. On a refusal, an error or a cancellation (shutdown timeout) it is
             # kept for good, so the input never commits these events: tail re-reads them
@@ -330,6 +344,8 @@ class Pipeline:
                 log.exception("routing failed for a batch of %d events; it stays unacknowledged", len(events))
                 self.failed = self.failed or RuntimeError("routing failed")
                 continue
+            finally:
+                reset_current_ack(ack_token)
             ack.release()
 
     def lost_events(self) -> int:

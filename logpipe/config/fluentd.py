@@ -495,8 +495,11 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
     return config
 
 
-#: Plugins that send events they fail on to @ERROR.
-_ERROR_EMITTERS = frozenset({"parser"})
+#: Plugins that send events they fail on to @ERROR (rewrite_tag_filter: a rewrite loop; concat:
+#: a group flushed by its timeout without timeout_label).
+_ERROR_EMITTERS = frozenset({"parser", "rewrite_tag_filter", "concat"})
+#: `<match>` plugins that are steps of the filter chain: they send events on, not out.
+_MATCH_STEPS = frozenset({"relabel", "rewrite_tag_filter"})
 
 
 def _sends_error_events(elements: list[Element]) -> bool:
@@ -508,11 +511,12 @@ def _sends_error_events(elements: list[Element]) -> bool:
 
 
 def _relabels(nodes: list[Node]) -> list[PluginNode]:
-    """The relabel steps among a scope's filters (their `@label` must name a label)."""
+    """The steps among a scope's filters that name a label (it must exist): relabel's
+    `@label`, a rewrite rule's `label`, concat's `timeout_label`."""
     found: list[PluginNode] = []
     for node in nodes:
         if isinstance(node, PluginNode):
-            if node.kind == "filter" and node.name == "relabel":
+            if node.kind == "filter" and node.name in ("relabel", "rewrite_tag_filter", "concat"):
                 found.append(node)
         else:
             for branch in node.branches:
@@ -568,12 +572,13 @@ def _scope(elements: list[Element], label: Element | None) -> tuple[list[Node], 
                 condition = BoolOp("and", match, Not(TagMatch(list(earlier), element.pos), element.pos), element.pos)
             node = plugin_node(element, "filter")
             filters.append(IfNode([Branch(condition, [node], element.pos)], element.pos))
-        elif _plugin_name(element) == "relabel":
-            # Fluentd re-emits into the label: here a step at this place of the filter chain moves
-            # the events there; the later filters and matches of this scope no longer see them.
+        elif _plugin_name(element) in _MATCH_STEPS:
+            # Fluentd re-emits into a label (relabel) or from the top with a new tag
+            # (rewrite_tag_filter): here a step at this place of the filter chain does it; the later
+            # filters and matches of this scope no longer see the events it took.
             condition = match if not earlier else BoolOp(
                 "and", match, Not(TagMatch(list(earlier), element.pos), element.pos), element.pos)
-            if "@label" not in element.params:
+            if _plugin_name(element) == "relabel" and "@label" not in element.params:
                 raise ConfigError("a 'relabel' match needs '@label' (the label to move events to)", element.pos)
             filters.append(IfNode([Branch(condition, [plugin_node(element, "filter")], element.pos)], element.pos))
             earlier.extend(patterns)
@@ -618,12 +623,29 @@ def _labelled(
     return wrapped_filters, wrapped_outputs
 
 
-def _check_label_references(inputs: list[PluginNode], labels: dict[str, Any]) -> None:
-    for node in inputs:
-        written = node.settings.get("@label")
-        if written is not None and _plain(written.value) not in labels:
-            known = ", ".join(sorted(labels)) or "none"
-            raise ConfigError(f"unknown label '{_plain(written.value)}'; defined labels: {known}", written.pos)
+def _check_label_references(nodes: list[PluginNode], labels: dict[str, Any]) -> None:
+    known = ", ".join(sorted(labels)) or "none"
+    for node in nodes:
+        for name, pos in _label_references(node):
+            # An error route needs no <label @ERROR>: without one, error events go nowhere (Fluentd).
+            if name not in labels and not (name == "@ERROR" and node.name in ("rewrite_tag_filter", "concat")):
+                raise ConfigError(f"unknown label '{name}'; defined labels: {known}", pos)
+
+
+def _label_references(node: PluginNode) -> list[tuple[str, Pos]]:
+    found: list[tuple[str, Pos]] = []
+    for key in ("@label", "timeout_label"):
+        written = node.settings.get(key)
+        if written is not None:
+            found.append((str(_plain(written.value)), written.pos))
+    rules = node.settings.get("rule")
+    if node.name == "rewrite_tag_filter" and rules is not None:
+        sections = rules.value if isinstance(rules.value, list) else [rules.value]
+        for index, section in enumerate(sections):
+            if isinstance(section, dict) and section.get("label"):
+                path = f"rule[{index}].label" if len(sections) > 1 else "rule.label"
+                found.append((str(section["label"]), node.position_of(path)))
+    return found
 
 
 def _plugin_name(element: Element) -> str:
