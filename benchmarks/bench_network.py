@@ -127,7 +127,7 @@ async def measure(inp: Input, mode: str, events: int, batch: int, inflight: int,
     elapsed = (last - first) or 1e-9
     from logpipe.metrics import REGISTRY
 
-    labels = {"plugin": inp.name, "id": inp.id}
+    labels = {"input": inp.id}
     drops = {"queue_drops": int(REGISTRY.value("logpipe_input_udp_dropped_total", **labels)),
              "kernel_drops": kernel, "sent": events} \
         if mode == "syslog-udp" else {}

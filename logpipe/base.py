@@ -248,12 +248,10 @@ class InputContext:
         emit: Callable[[list[Event], AckCallback | None], Awaitable[None]],
         state_dir: str,
         plugin_id: str,
-        metrics: Any = None,
     ) -> None:
         self.emit = emit
         self.state_dir = state_dir
         self.plugin_id = plugin_id
-        self.metrics = metrics
 
 
 class Input(Plugin):

@@ -21,7 +21,6 @@ from logpipe.config.model import BareWord, IfNode, PluginNode, Value
 from logpipe.config.tagmatch import compile_tag_patterns
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.metrics import counter
 from logpipe.plugin import Filter, Input, Output, Plugin
 from logpipe.reemit import with_reemits
 from logpipe.regex_budget import batch_guard as regex_batch_guard
@@ -164,7 +163,7 @@ def _guarded(plugin: Filter) -> FilterStep:
     """A filter that raises must not lose the batch: the events pass on unchanged,
     tagged `_filter_error`, and the failure is logged and counted."""
     run = plugin.filter
-    errors = counter("logpipe_filter_errors_total", "filter batches that raised", plugin=plugin.id)
+    errors = plugin.metrics.counter("errors", "filter batches that raised")
 
     observers = plugin.observers
 

@@ -343,7 +343,7 @@ class Daemon:
         for inp in pipeline.built.inputs:
             for f in inp.stats().get("files", []):
                 if f.get("lag_bytes") is not None:
-                    yield ("logpipe_tail_lag_bytes", "bytes of a tailed file on disk not yet acknowledged",
+                    yield ("logpipe_input_tail_lag_bytes", "bytes of a tailed file on disk not yet acknowledged",
                            {"input": inp.id, "file": str(f["path"])}, float(f["lag_bytes"]))
 
     def gauges(self) -> Iterable[tuple[str, str, float]]:

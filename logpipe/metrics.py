@@ -1,7 +1,9 @@
 """Process-wide counters and gauges, named and labelled the Prometheus way.
 
 Plugins count what happens to events (malformed frames, retries, dead letters)
-here so that the stats and metrics endpoints have one place to read from.
+here so that the stats and metrics endpoints have one place to read from. They do it
+through `PluginMetrics` (`self.metrics` on every plugin), never with `counter` directly,
+so every plugin's names and labels follow one scheme (ARCHITECTURE.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -78,27 +80,43 @@ class PluginMetrics:
 
     def __init__(self, plugin: _Identified) -> None:
         self._plugin = plugin
+        self.declared: list[PluginMetric] = []  # what the plugin and its helpers made, for docs and tests
+
+    @property
+    def kind(self) -> str:
+        return self._plugin.kind
+
+    @property
+    def id(self) -> str:
+        return self._plugin.id
 
     def counter(self, thing: str, doc: str, **labels: str) -> PluginMetric:
         """A counter for `thing` (a snake_case noun: `lines`, `protocol_errors`)."""
-        return PluginMetric(self._plugin, f"logpipe_{self._plugin.kind}_{thing}_total", doc, labels)
+        return self._declare(f"logpipe_{self._plugin.kind}_{thing}_total", doc, labels)
 
     def gauge(self, thing: str, doc: str, **labels: str) -> PluginMetric:
         """A gauge for `thing` (`connections`, `buffer_bytes`)."""
-        return PluginMetric(self._plugin, f"logpipe_{self._plugin.kind}_{thing}", doc, labels)
+        return self._declare(f"logpipe_{self._plugin.kind}_{thing}", doc, labels)
+
+    def _declare(self, name: str, doc: str, labels: dict[str, str]) -> PluginMetric:
+        if self._plugin.kind in labels:
+            raise ValueError(f"{name}: the label {self._plugin.kind!r} is the plugin's id, set by PluginMetrics")
+        metric = PluginMetric(self._plugin, name, doc, labels)
+        self.declared.append(metric)
+        return metric
 
 
 class PluginMetric:
     """One counter or gauge of a plugin, bound to its series on first use. `also` keeps an
     older series (name and labels the README or dashboards used) counting the same."""
 
-    __slots__ = ("_plugin", "name", "_doc", "_labels", "_items", "_also")
+    __slots__ = ("_plugin", "name", "doc", "labels", "_items", "_also")
 
     def __init__(self, plugin: _Identified, name: str, doc: str, labels: dict[str, str]) -> None:
         self._plugin = plugin
         self.name = name
-        self._doc = doc
-        self._labels = labels
+        self.doc = doc
+        self.labels = labels  # besides `<kind>="<id>"`
         self._items: list[Counter] | None = None
         self._also: list[tuple[str, dict[str, str]]] = []
 
@@ -109,9 +127,9 @@ class PluginMetric:
 
     def _bound(self) -> list[Counter]:
         if self._items is None:
-            labels = {self._plugin.kind: self._plugin.id, **self._labels}
-            self._items = [REGISTRY.counter(self.name, self._doc, **labels)]
-            self._items += [REGISTRY.counter(name, self._doc, **old) for name, old in self._also]
+            labels = {self._plugin.kind: self._plugin.id, **self.labels}
+            self._items = [REGISTRY.counter(self.name, self.doc, **labels)]
+            self._items += [REGISTRY.counter(name, self.doc, **old) for name, old in self._also]
         return self._items
 
     def inc(self, amount: float = 1) -> None:

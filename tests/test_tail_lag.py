@@ -10,7 +10,7 @@ from tests.test_daemon import LogpipeDaemon
 
 
 def test_tail_lag_in_metrics_and_stats(tmp_path: Path) -> None:
-    """logpipe_tail_lag_bytes{input,file}: read at scrape time for the files open now."""
+    """logpipe_input_tail_lag_bytes{input,file}: read at scrape time for the files open now."""
     log = tmp_path / "app.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     conf = tmp_path / "pipeline.conf"
@@ -29,7 +29,7 @@ def test_tail_lag_in_metrics_and_stats(tmp_path: Path) -> None:
         assert files[0]["lag_bytes"] == 0 and files[0]["size"] == log.stat().st_size
         status, metrics = daemon.get("/metrics")
         assert status == 200
-        assert f'logpipe_tail_lag_bytes{{file="{log}",input="logs"}} 0.0'.encode() in metrics
+        assert f'logpipe_input_tail_lag_bytes{{file="{log}",input="logs"}} 0.0'.encode() in metrics
     finally:
         daemon.proc.terminate()
         daemon.proc.wait(30)

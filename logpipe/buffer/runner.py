@@ -55,7 +55,6 @@ from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
 from logpipe.buffer.store import BufferStore, Chunk
 from logpipe.errors import BufferOverflowError
 from logpipe.event import Event
-from logpipe.metrics import counter, gauge
 
 if TYPE_CHECKING:
     # Types only: logpipe.plugin imports this package (for BUFFER_SETTINGS).
@@ -68,12 +67,12 @@ OutputFactory = Callable[[dict[str, Any]], "Output"]
 
 
 _COUNTERS = {
-    "delivered": ("logpipe_output_events_delivered_total", "events an output accepted"),
-    "retried": ("logpipe_output_events_retried_total", "events written again after a failure"),
-    "retries": ("logpipe_output_retries_total", "write attempts that were retries"),
-    "write_errors": ("logpipe_output_write_errors_total", "writes that raised (whole chunk retried)"),
-    "dead_lettered": ("logpipe_output_events_dead_lettered_total", "events that failed for good"),
-    "dropped": ("logpipe_output_events_dropped_total", "events dropped by the overflow policy"),
+    "delivered": ("events_delivered", "events an output accepted"),
+    "retried": ("events_retried", "events written again after a failure"),
+    "retries": ("retries", "write attempts that were retries"),
+    "write_errors": ("write_errors", "writes that raised (whole chunk retried)"),
+    "dead_lettered": ("events_dead_lettered", "events that failed for good"),
+    "dropped": ("events_dropped", "events dropped by the overflow policy"),
 }
 
 
@@ -123,10 +122,12 @@ class OutputRunner:
         #: Chunks whose last write attempt failed and that are waiting to retry.
         self._failing: set[Chunk] = set()
         self.counts = dict.fromkeys(_COUNTERS, 0)
-        self._metrics = {k: counter(name, doc, output=self.id) for k, (name, doc) in _COUNTERS.items()}
-        self._g_bytes = gauge("logpipe_output_buffer_bytes", "bytes buffered", output=self.id)
-        self._g_events = gauge("logpipe_output_buffer_events", "events buffered", output=self.id)
-        self._g_chunks = gauge("logpipe_output_buffer_chunks", "chunks buffered", output=self.id)
+        # Through the output's own metrics: logpipe_output_<thing>{output="<id>"} (ARCHITECTURE.md, "Metrics").
+        metrics = output.metrics
+        self._metrics = {k: metrics.counter(thing, doc) for k, (thing, doc) in _COUNTERS.items()}
+        self._g_bytes = metrics.gauge("buffer_bytes", "bytes buffered")
+        self._g_events = metrics.gauge("buffer_events", "events buffered")
+        self._g_chunks = metrics.gauge("buffer_chunks", "chunks buffered")
 
     @staticmethod
     def _make_store(cfg: BufferConfig, state_dir: str, output_id: str) -> BufferStore:

@@ -4,7 +4,7 @@ The Fluentd front-end routes on `[@metadata][_label]`, so sending an event to `@
 setting that label (and the reason in `[@metadata][_error]`): the output stage then gives it to
 `<label @ERROR>`'s matches. When the config has no `@ERROR` label the event is routed nowhere,
 as in Fluentd, which only logs "dump an error event"; the warning here is rate-limited and
-every error event is counted (`logpipe_error_events_total{plugin}`).
+every error event is counted (`logpipe_filter_error_events_total{filter}`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import time
 
 from logpipe.event import Event
-from logpipe.metrics import counter
+from logpipe.metrics import PluginMetrics
 
 ERROR_LABEL = "@ERROR"
 
@@ -21,11 +21,10 @@ ERROR_LABEL = "@ERROR"
 class ErrorEvents:
     """Per-plugin sender of error events."""
 
-    def __init__(self, plugin_id: str, log: logging.Logger) -> None:
-        self._count = counter("logpipe_error_events_total", "events a plugin sent to the @ERROR label",
-                              plugin=plugin_id)
+    def __init__(self, metrics: PluginMetrics, log: logging.Logger) -> None:
+        self._count = metrics.counter("error_events", "events a plugin sent to the @ERROR label")
         self._log = log
-        self._plugin_id = plugin_id
+        self._metrics = metrics
         self._last_warning = 0.0
 
     def send(self, ev: Event, reason: str) -> Event:
@@ -34,7 +33,7 @@ class ErrorEvents:
         now = time.monotonic()
         if now - self._last_warning >= 1.0:
             self._last_warning = now
-            self._log.warning("%s: error event to %s: %s tag=%s record=%.300r", self._plugin_id, ERROR_LABEL,
+            self._log.warning("%s: error event to %s: %s tag=%s record=%.300r", self._metrics.id, ERROR_LABEL,
                               reason, ev.tag, ev.record)
         ev.meta["_label"] = ERROR_LABEL
         ev.meta["_error"] = reason

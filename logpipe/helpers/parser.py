@@ -19,7 +19,7 @@ import orjson
 
 from logpipe.errors import ConfigError
 from logpipe.grok.errors import GrokTimeout
-from logpipe.metrics import counter
+from logpipe.metrics import PluginMetrics
 from logpipe.regex_budget import TIMEOUT_TAG, BoundedPattern, RegexTimeout, batch_guard
 
 Parser = Callable[[list[str]], list[dict[str, Any]]]
@@ -38,9 +38,8 @@ def parse_none(lines: list[str]) -> list[dict[str, Any]]:
     return [{"message": line} for line in lines]
 
 
-def make_json_parser(plugin_id: str) -> Parser:
-    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
-                       input=plugin_id, format="json")
+def make_json_parser(metrics: PluginMetrics) -> Parser:
+    failures = metrics.counter("parse_failures", "lines the input could not parse", format="json")
     loads = orjson.loads
 
     def parse_json(lines: list[str]) -> list[dict[str, Any]]:
@@ -61,17 +60,17 @@ def make_json_parser(plugin_id: str) -> Parser:
     return parse_json
 
 
-def make_regex_parser(expression: str, plugin_id: str, setting: str, flags: int = 0) -> Parser:
+def make_regex_parser(expression: str, metrics: PluginMetrics, setting: str, flags: int = 0) -> Parser:
     """Fluentd `regexp` format: named groups become fields."""
     source, flags = _regex_literal(expression, flags)
     try:
         match = BoundedPattern(re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", source), flags), "parser").match
     except re.error as exc:
         raise ConfigError(f"invalid regular expression {expression!r}: {exc}", setting=setting) from None
-    return _matcher_parser(match, plugin_id, "regexp", "_regexparsefailure")
+    return _matcher_parser(match, metrics, "regexp", "_regexparsefailure")
 
 
-def make_named_parser(name: str, plugin_id: str, setting: str) -> Parser:
+def make_named_parser(name: str, metrics: PluginMetrics, setting: str) -> Parser:
     """Named formats (apache2, nginx, syslog …) come from the grok engine."""
     try:
         from logpipe.grok.formats import compile_named_format
@@ -84,15 +83,13 @@ def make_named_parser(name: str, plugin_id: str, setting: str) -> Parser:
         raise ConfigError(exc.message, setting=setting) from None
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"unknown format {name!r}: {exc}", setting=setting) from None
-    return _matcher_parser(grok.match, plugin_id, name, "_grokparsefailure", dict_result=True)
+    return _matcher_parser(grok.match, metrics, name, "_grokparsefailure", dict_result=True)
 
 
-def _matcher_parser(match: Callable[[str], Any], plugin_id: str, fmt: str, failure_tag: str,
+def _matcher_parser(match: Callable[[str], Any], metrics: PluginMetrics, fmt: str, failure_tag: str,
                     dict_result: bool = False) -> Parser:
-    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
-                       input=plugin_id, format=fmt)
-    timeouts = counter("logpipe_tail_parse_timeouts_total", "lines whose format regex ran out of time",
-                       input=plugin_id, format=fmt)
+    failures = metrics.counter("parse_failures", "lines the input could not parse", format=fmt)
+    timeouts = metrics.counter("parse_timeouts", "lines whose format regex ran out of time", format=fmt)
 
     def parse(lines: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -115,16 +112,16 @@ def _matcher_parser(match: Callable[[str], Any], plugin_id: str, fmt: str, failu
     return parse
 
 
-def make_parser(fmt: Any, plugin_id: str, setting: str = "format") -> Parser:
+def make_parser(fmt: Any, metrics: PluginMetrics, setting: str = "format") -> Parser:
     """`format` as written: none | json | regexp-literal `/…/` | a named format."""
     text = str(fmt).strip()
     if text in ("", "none", "plain", "line"):
         return parse_none
     if text in ("json", "json_lines"):
-        return make_json_parser(plugin_id)
+        return make_json_parser(metrics)
     if text.startswith("/"):
-        return make_regex_parser(text, plugin_id, setting)
-    return make_named_parser(text, plugin_id, setting)
+        return make_regex_parser(text, metrics, setting)
+    return make_named_parser(text, metrics, setting)
 
 
 def _regex_literal(text: str, flags: int) -> tuple[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from logpipe.errors import ConfigError
 from logpipe.helpers.parsers import ParseError, build_parser
-from logpipe.metrics import counter
+from logpipe.metrics import PluginMetrics
 from logpipe.plugin import Codec
 
 #: (lines) → [(event time in ns or None for now, record)]
@@ -22,7 +22,7 @@ Decoder = Callable[[list[str]], list[tuple[int | None, dict[str, Any]]]]
 PARSE_FAILURE_TAG = "_parsefailure"
 
 
-def make_decoder(codec: Codec | None, parse: dict[str, Any] | None, plugin_id: str) -> Decoder:
+def make_decoder(codec: Codec | None, parse: dict[str, Any] | None, metrics: PluginMetrics) -> Decoder:
     """`parse` (Fluentd) wins over `codec` (Logstash); neither: each line is `message`."""
     if parse is not None:
         if not isinstance(parse, dict):
@@ -31,8 +31,8 @@ def make_decoder(codec: Codec | None, parse: dict[str, Any] | None, plugin_id: s
             parser = build_parser(parse)
         except ConfigError as exc:
             raise ConfigError(exc.message, setting="parse") from None
-        failures = counter("logpipe_input_parse_failures_total", "lines the input's <parse> refused",
-                           id=plugin_id)
+        failures = metrics.counter("parse_failures", "lines the input could not parse",
+                                   format=str(parse.get("@type", "none")))
         parse_one = parser.parse
 
         def decode_parsed(lines: list[str]) -> list[tuple[int | None, dict[str, Any]]]:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from logpipe.base import Helper, Input, InputContext, Plugin
 from logpipe.errors import ConfigError, ProtocolError
 from logpipe.helpers.tls import TlsServer
-from logpipe.metrics import REGISTRY
+from logpipe.metrics import PluginMetric, PluginMetrics
 from logpipe.settings import Setting
 
 __all__ = ["ConnectionServer", "Handler", "ProtocolError", "Server", "ServerInput"]
@@ -44,7 +44,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[
 class ConnectionServer:
     def __init__(
         self, handler: Handler, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
-        max_connections: int, log: logging.Logger, plugin: str, plugin_id: str, stream_limit: int = 1 << 20,
+        max_connections: int, log: logging.Logger, metrics: PluginMetrics, stream_limit: int = 1 << 20,
     ) -> None:
         self._handler = handler
         self._stream_limit = stream_limit
@@ -53,13 +53,14 @@ class ConnectionServer:
         self._ssl = ssl_context
         self._max = max_connections
         self._log = log
-        self._labels = {"plugin": plugin, "id": plugin_id}
+        self._metrics = metrics
+        self._errors: dict[str, PluginMetric] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._running = asyncio.Event()
         self.port = port
-        self._connections = REGISTRY.gauge("logpipe_input_connections", "open connections", **self._labels)
+        self._connections = metrics.gauge("connections", "open connections")
 
     async def bind(self) -> int:
         """Listen; returns the bound port (useful with port 0). Peers that connect before
@@ -86,10 +87,11 @@ class ConnectionServer:
 
     def error(self, reason: str, peer: object, message: str) -> None:
         """Count and log a bad peer (the caller closes its connection)."""
-        REGISTRY.counter(
-            "logpipe_input_protocol_errors_total", "connections closed for a protocol error",
-            reason=reason, **self._labels,
-        ).inc()
+        errors = self._errors.get(reason)
+        if errors is None:
+            errors = self._errors[reason] = self._metrics.counter(
+                "protocol_errors", "connections closed for a protocol error", reason=reason)
+        errors.inc()
         self._log.warning("closing connection from %s: %s", peer, message)
 
     async def close(self) -> None:
@@ -177,7 +179,7 @@ class ServerInput(Input):
         reading the socket (it holds up to twice that)."""
         self._server = ConnectionServer(
             self._connection, host, port, ssl_context=ssl_context,
-            max_connections=max_connections, log=self.log, plugin=self.name, plugin_id=self.id,
+            max_connections=max_connections, log=self.log, metrics=self.metrics,
             stream_limit=stream_limit,
         )
 

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from logpipe.errors import ConfigError
-from logpipe.metrics import REGISTRY
+from logpipe.metrics import PluginMetrics
 
 Datagram = tuple[bytes, str]
 #: Handles a batch of (payload, sender address) on the event loop.
@@ -31,7 +31,7 @@ _DRAIN = 512
 class DatagramServer:
     def __init__(
         self, host: str, port: int, *, max_size: int, receive_buffer_bytes: int | None, queue_size: int,
-        workers: int, log: logging.Logger, plugin: str, plugin_id: str,
+        workers: int, log: logging.Logger, metrics: PluginMetrics,
     ) -> None:
         self._host = host
         self.port = port
@@ -40,13 +40,10 @@ class DatagramServer:
         self._queue_size = queue_size
         self._workers = max(1, workers)
         self._log = log
-        labels = {"plugin": plugin, "id": plugin_id}
-        self.dropped = REGISTRY.counter("logpipe_input_udp_dropped_total",
-                                        "datagrams dropped because the input's queue was full", **labels)
-        self.oversized = REGISTRY.counter("logpipe_input_udp_oversized_total",
-                                          "datagrams longer than the size limit (dropped)", **labels)
-        self.kernel_drops = REGISTRY.gauge("logpipe_input_udp_kernel_drops",
-                                           "datagrams the kernel dropped on this socket (/proc/net/udp)", **labels)
+        self.dropped = metrics.counter("udp_dropped", "datagrams dropped because the input's queue was full")
+        self.oversized = metrics.counter("udp_oversized", "datagrams longer than the size limit (dropped)")
+        self.kernel_drops = metrics.gauge("udp_kernel_drops",
+                                          "datagrams the kernel dropped on this socket (/proc/net/udp)")
         self._pending: list[Datagram] = []
         self._wake = asyncio.Event()
         self._sock: socket.socket | None = None

@@ -8,7 +8,6 @@ import orjson
 
 from logpipe.event import Event, event_document
 from logpipe.jsonvalues import json_default
-from logpipe.metrics import counter
 from logpipe.plugin import Codec, Setting
 
 PARSE_FAILURE_TAG = "_jsonparsefailure"
@@ -22,7 +21,7 @@ class JsonCodec(Codec):
 
     def __init__(self, **settings: object) -> None:
         super().__init__(**settings)
-        self._failures = counter("logpipe_codec_json_failures_total", "lines that were not JSON objects")
+        self._failures = self.metrics.counter("json_failures", "lines that were not JSON objects")
 
     def decode(self, lines: list[str]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []

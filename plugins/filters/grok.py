@@ -39,7 +39,6 @@ from logpipe.grok.extract import GrokCaptures, IntoFn, capture_path
 from logpipe.grok.formats import NAMED_FORMATS, compile_named_format
 from logpipe.grok.library import implicit_patterns_dirs
 from logpipe.helpers import ecs
-from logpipe.metrics import counter
 from logpipe.plugin import ConfigError, Event, Filter, Setting
 
 MatchFn = Callable[[str], "dict[str, Any] | None"]
@@ -103,16 +102,15 @@ class GrokFilter(Filter):
         self._merge = self._build_merge()
         self._single = self._single_field()
         self._failure_tags = list(p["tag_on_failure"])
-        self._matches = counter("logpipe_grok_matches_total", "events grok matched", plugin=self.id)
-        self._failures = counter("logpipe_grok_failures_total", "events grok did not match", plugin=self.id)
-        self._timeouts = counter("logpipe_grok_timeouts_total", "events whose grok match timed out",
-                                 plugin=self.id)
+        self._matches = self.metrics.counter("grok_matches", "events grok matched")
+        self._failures = self.metrics.counter("grok_failures", "events grok did not match")
+        self._timeouts = self.metrics.counter("grok_timeouts", "events whose grok match timed out")
         # Per pattern: which of a filter's patterns the lines match (labels bounded by the config).
         self._pattern_hits: dict[Any, Any] = {}
         for (_, fast), (_, safe), (fld, g) in zip(self._plan, self._safe_plan, self.groks.items(), strict=True):
             for fast_fn, safe_fn, c in zip(fast, safe, g.compiled, strict=True):
-                hits = counter("logpipe_grok_pattern_matches_total", "events each grok pattern matched",
-                               plugin=self.id, field=fld, pattern=c.expression[:200])
+                hits = self.metrics.counter("grok_pattern_matches", "events each grok pattern matched",
+                                            field=fld, pattern=c.expression[:200])
                 self._pattern_hits[fast_fn] = self._pattern_hits[safe_fn] = hits
         only = {id(c) for c in self._pattern_hits.values()}
         self._only_pattern = next(iter(self._pattern_hits.values())) if len(only) == 1 else None

@@ -69,7 +69,7 @@ class ParserFilter(Filter):
         section.setdefault("estimate_current_event", "false")  # no time in the value: the event keeps its own
         self._parser = build_parser(section)
         self._get = compile_getter(_accessor(p["key_name"]))
-        self._errors = ErrorEvents(self.id, self.log)
+        self._errors = ErrorEvents(self.metrics, self.log)
 
     def filter(self, events: list[Event]) -> list[Event]:
         p = self.params

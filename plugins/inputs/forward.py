@@ -41,7 +41,6 @@ from logpipe.helpers.forward_protocol import (
     time_to_ns,
     to_bytes,
 )
-from logpipe.metrics import REGISTRY
 from logpipe.plugin import AckCallback, ConfigError, Event, ProtocolError, Section, SectionValue, ServerInput, Setting
 
 _READ_SIZE = 1 << 18
@@ -118,8 +117,7 @@ class ForwardInput(ServerInput):
                               setting="shared_key")
         self._prefix = f"{self.add_tag_prefix}." if self.add_tag_prefix else ""
         self._budget = _Budget(self.max_buffered_bytes)
-        self._rejected = REGISTRY.counter("logpipe_input_events_rejected_total", "records refused at decode",
-                                          plugin=self.name, id=self.id, reason="too_deep")
+        self._rejected = self.metrics.counter("events_rejected", "records refused at decode", reason="too_deep")
 
     # ---- one connection ----------------------------------------------------------
 

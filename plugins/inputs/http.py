@@ -40,7 +40,6 @@ from logpipe.helpers import ecs
 from logpipe.helpers.http_server import HttpListener, listen
 from logpipe.helpers.records import Decoder, make_decoder
 from logpipe.helpers.tls import TlsServer
-from logpipe.metrics import counter, gauge
 from logpipe.plugin import Codec, Input, InputContext, Setting
 
 #: 1×1 transparent GIF (Fluentd's respond_with_empty_img).
@@ -142,9 +141,9 @@ class HttpInput(Input):
                 assert isinstance(codec, Codec)
             except ConfigError as exc:
                 raise ConfigError(exc.message, setting="additional_codecs") from None
-            self._codecs[str(ctype).lower()] = make_decoder(codec, None, self.id)
+            self._codecs[str(ctype).lower()] = make_decoder(codec, None, self.metrics)
         codec_obj: Codec | None = self.params.get("codec")
-        self._default = make_decoder(codec_obj, self.params["parse"], self.id)
+        self._default = make_decoder(codec_obj, self.params["parse"], self.metrics)
         self._whole_body = self.params["parse"] is None and (codec_obj is None or codec_obj.name in ("plain", "json"))
         self._ssl = TlsServer.context(self)
         self._ctx: InputContext | None = None
@@ -153,12 +152,11 @@ class HttpInput(Input):
         self._pending = 0
         self._pending_bytes = 0
         self._bound = 0
-        labels = {"plugin": self.name, "id": self.id}
-        self._bad = counter("logpipe_input_http_bad_requests_total", "bodies refused with 400", **labels)
-        self._refused = counter("logpipe_input_http_refused_total", "requests answered 429/503", **labels)
-        self._over_limit = counter("logpipe_input_protocol_errors_total", "connections closed for a protocol error",
-                                   reason="max_connections", **labels)
-        self._waiting = gauge("logpipe_input_http_pending_requests", "requests waiting for their ack", **labels)
+        self._bad = self.metrics.counter("http_bad_requests", "bodies refused with 400")
+        self._refused = self.metrics.counter("http_refused", "requests answered 429/503")
+        self._over_limit = self.metrics.counter("protocol_errors", "connections closed for a protocol error",
+                                                reason="max_connections")
+        self._waiting = self.metrics.gauge("http_pending_requests", "requests waiting for their ack")
 
     @property
     def bound_port(self) -> int:

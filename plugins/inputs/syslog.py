@@ -44,7 +44,6 @@ from logpipe.helpers.syslog_parse import (
 )
 from logpipe.helpers.tls import TlsServer
 from logpipe.helpers.udp import Datagram, DatagramServer
-from logpipe.metrics import counter
 from logpipe.plugin import InputContext, Setting
 
 FAILURE_TAG = "_grokparsefailure_sysloginput"
@@ -155,14 +154,12 @@ class SyslogInput(ServerInput):
         if "udp" in self.transports:
             self._udp = DatagramServer(
                 self.host, port, max_size=self.message_length_limit, receive_buffer_bytes=self.receive_buffer_bytes,
-                queue_size=self.queue_size, workers=1, log=self.log, plugin=self.name, plugin_id=self.id)
+                queue_size=self.queue_size, workers=1, log=self.log, metrics=self.metrics)
         self._budget = ByteBudget(self.max_bytes_held)
         self._frame_mode = {"traditional": "traditional", "octet_count": "octet_count"}.get(self.frame_type or "",
                                                                                              "auto")
-        self._failures = counter("logpipe_input_syslog_unparsed_total", "syslog lines that did not parse",
-                                 id=self.id)
-        self._oversized = counter("logpipe_input_oversized_total", "lines over the size limit (dropped)",
-                                  plugin=self.name, id=self.id)
+        self._failures = self.metrics.counter("syslog_unparsed", "syslog lines that did not parse")
+        self._oversized = self.metrics.counter("oversized", "lines over the size limit (dropped)")
         self._hostnames: dict[str, str] = {}
         self._build = self._fluentd_builder() if self.fluentd else self._logstash_builder()
 

@@ -31,7 +31,6 @@ from logpipe.helpers.records import make_decoder
 from logpipe.helpers.server import ProtocolError, ServerInput
 from logpipe.helpers.stream_limits import STREAM_LIMIT, ByteBudget, read_frames
 from logpipe.helpers.tls import TlsServer, client_context
-from logpipe.metrics import counter
 from logpipe.plugin import InputContext, Setting
 
 _FLUENTD_ONLY = ("parse", "delimiter", "source_hostname_key", "source_address_key", "message_length_limit")
@@ -93,7 +92,7 @@ class TcpInput(ServerInput):
             from logpipe.registry import create
 
             codec = create("codec", "line")
-        self._decode = make_decoder(codec, self.params["parse"], self.id)
+        self._decode = make_decoder(codec, self.params["parse"], self.metrics)
         # A stateful codec (multiline) joins lines of one stream: each connection gets its own copy,
         # as Logstash clones the codec per connection; what it holds is flushed after its
         # auto_flush_interval without a line and when the peer closes.
@@ -105,8 +104,7 @@ class TcpInput(ServerInput):
             self._client_ssl = client_context(list(self.params["ssl_certificate_authorities"]) or None,
                                               setting="ssl_certificate_authorities")
         self._budget = ByteBudget(self.max_bytes_held)
-        self._oversized = counter("logpipe_input_oversized_total", "lines over the size limit (dropped)",
-                                  plugin=self.name, id=self.id)
+        self._oversized = self.metrics.counter("oversized", "lines over the size limit (dropped)")
         self._tag = self.event_tag
         self._ecs = self.ecs_compatibility != "disabled"
 
@@ -174,7 +172,7 @@ class TcpInput(ServerInput):
         if self._codec_per_connection is not None:
             template = self._codec_per_connection
             own_codec = type(template)(**{k: v for k, v in template.params.items() if v is not None})
-            decode = make_decoder(own_codec, None, self.id)
+            decode = make_decoder(own_codec, None, self.metrics)
         # Emits are serialised: the quiet-flush timer's event must not overtake the lines before it.
         emitting = asyncio.Lock()
         last_frame = time.monotonic()

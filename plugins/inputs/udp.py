@@ -76,10 +76,10 @@ class UdpInput(Input):
             self.port = 5160
         codec = self.params.get("codec")
         self._split_lines = codec is not None and codec.name in _LINE_CODECS
-        self._decode = make_decoder(codec, self.params["parse"], self.id)
+        self._decode = make_decoder(codec, self.params["parse"], self.metrics)
         self._server = DatagramServer(self.host, self.port, max_size=self.buffer_size,
                                       receive_buffer_bytes=self.receive_buffer_bytes, queue_size=self.queue_size,
-                                      workers=self.workers, log=self.log, plugin=self.name, plugin_id=self.id)
+                                      workers=self.workers, log=self.log, metrics=self.metrics)
         self._ctx: InputContext | None = None
         self._names: dict[str, str] = {}
         if self.fluentd:

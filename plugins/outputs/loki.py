@@ -8,7 +8,7 @@ fields) as `line_format json` or `key_value`. `tenant_id` is sent as `X-Scope-Or
 
 Labels are an index, and Loki suffers from too many values: each label name keeps at
 most `max_label_values` distinct values; events bringing a new value past that get the
-value `_overflow` (and `logpipe_loki_label_overflow_total` counts them) rather than a new
+value `_overflow` (and `logpipe_output_loki_label_overflow_total` counts them) rather than a new
 stream. Loki's replies follow the HTTP rules: 204 delivered, 429/5xx retried, 400 (bad
 labels, entries too old or out of order) dead-lettered with Loki's text.
 """
@@ -25,7 +25,6 @@ from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter, parse_ref
 from logpipe.helpers.http_client import HttpClient, HttpSession, reason
 from logpipe.jsonvalues import json_default
-from logpipe.metrics import REGISTRY
 from logpipe.plugin import Output, Setting, WriteResult
 
 OVERFLOW = "_overflow"
@@ -110,8 +109,8 @@ class LokiOutput(Output):
         self._dynamic = [(label_name(path[-1]), compile_getter(path), path) for path in paths]
         self._removed = {path[0] for path in paths if len(path) == 1} | set(self.remove_keys)
         self._seen: dict[str, set[str]] = {}
-        self._overflow = REGISTRY.counter("logpipe_loki_label_overflow_total",
-                                          "events whose label value was replaced by _overflow", id=self.id)
+        self._overflow = self.metrics.counter("loki_label_overflow",
+                                              "events whose label value was replaced by _overflow")
         headers = {"Content-Type": "application/json"}
         if self.tenant_id:
             headers["X-Scope-OrgID"] = self.tenant_id

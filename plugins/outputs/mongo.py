@@ -32,7 +32,6 @@ from pymongo.uri_parser import parse_uri
 
 from logpipe.helpers.docid import assign_ids
 from logpipe.helpers.target_name import compile_target
-from logpipe.metrics import counter
 from logpipe.plugin import ConfigError, Event, Output, RetryableError, Setting, WriteResult
 
 DUPLICATE_KEY = frozenset({11000, 11001, 12582})
@@ -100,10 +99,9 @@ class MongoOutput(Output):
         self._client: AsyncMongoClient[Doc] | None = None
         self._db: AsyncDatabase[Doc] | None = None
         self._collections: dict[str, AsyncCollection[Doc]] = {}
-        self._failed = counter("logpipe_mongo_documents_failed_total", "Mongo documents refused for good",
-                               output=self.id)
-        self._duplicates = counter("logpipe_mongo_duplicates_total",
-                                   "Mongo documents already stored (duplicate key on retry)", output=self.id)
+        self._failed = self.metrics.counter("mongo_documents_failed", "Mongo documents refused for good")
+        self._duplicates = self.metrics.counter("mongo_duplicates",
+                                                "Mongo documents already stored (duplicate key on retry)")
 
     # ---- lifecycle -------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ def test_window_of_2_32_minus_1_streams_to_the_outputs(tmp_path: Path) -> None:
 
 
 def errors(plugin_id: str, reason: str) -> float:
-    return REGISTRY.value("logpipe_input_protocol_errors_total", plugin="beats", id=plugin_id, reason=reason)
+    return REGISTRY.value("logpipe_input_protocol_errors_total", input=plugin_id, reason=reason)
 
 
 @pytest.mark.parametrize(

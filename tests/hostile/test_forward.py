@@ -142,7 +142,7 @@ async def test_record_nested_600_deep_is_rejected_and_the_connection_kept() -> N
         writer.close()
     assert replies == [{"ack": "a"}, {"ack": "b"}]
     assert [ev.record for ev in col.events] == [{"raw": "\ufffd"}, nested(253), {"after": True}]
-    assert REGISTRY.value("logpipe_input_events_rejected_total", plugin="forward", id="hostile-deep",
+    assert REGISTRY.value("logpipe_input_events_rejected_total", input="hostile-deep",
                           reason="too_deep") == 1
 
 
@@ -196,5 +196,5 @@ async def test_half_sent_messages_are_capped_across_connections() -> None:
             assert msgpack.unpackb(await reader.read(100)) == {"ack": "s"}
         for _, w in [*peers, (reader, writer)]:
             w.close()
-    assert REGISTRY.value("logpipe_input_protocol_errors_total", plugin="forward", id="hostile-halfsent",
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", input="hostile-halfsent",
                           reason="buffer_limit") >= 8

@@ -32,7 +32,6 @@ from typing import Any
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.metrics import counter
 from logpipe.plugin import Filter, Setting
 from logpipe_plugins.filters.kubernetes_metadata.cache import PodCache, PodMeta
 from logpipe_plugins.filters.kubernetes_metadata.client import KubeClient, resolve_endpoint
@@ -110,14 +109,11 @@ class KubernetesMetadataFilter(Filter):
         self._parsers: dict[str, Any] = {}
         self._next_expire = 0.0
         self._message_keys = ("log", "message")
-        labels = {"filter": self.id}
-        self.m_unavailable = counter("logpipe_kubernetes_metadata_unavailable_total",
-                                     "events enriched from the file name only (pod not known / API down)",
-                                     **labels)
-        self.m_excluded = counter("logpipe_kubernetes_metadata_excluded_total",
-                                  "events dropped by the exclude annotation", **labels)
-        self.m_enriched = counter("logpipe_kubernetes_metadata_enriched_total",
-                                  "events with metadata from the API", **labels)
+        self.m_unavailable = self.metrics.counter(
+            "kubernetes_metadata_unavailable", "events enriched from the file name only (pod not known / API down)")
+        self.m_excluded = self.metrics.counter("kubernetes_metadata_excluded",
+                                               "events dropped by the exclude annotation")
+        self.m_enriched = self.metrics.counter("kubernetes_metadata_enriched", "events with metadata from the API")
 
     # ---- lifecycle ---------------------------------------------------------------------
 

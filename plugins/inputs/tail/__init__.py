@@ -59,7 +59,6 @@ from logpipe.helpers.multiline_presets import PRESETS, PresetSpec
 from logpipe.helpers.parser import Parser, TimeExtractor, make_parser, make_time_extractor, parse_none
 from logpipe.helpers.parsers import ParseError, build_parser, flat_parse_section
 from logpipe.helpers.parsers.base import ruby_regex
-from logpipe.metrics import counter
 from logpipe.plugin import ConfigError, Input, InputContext, Setting
 from logpipe.settings import coerce_value
 from logpipe_plugins.inputs.tail.engine import Tailer
@@ -203,7 +202,7 @@ class TailInput(Input):
         return add_path
 
     async def run(self, ctx: InputContext) -> None:
-        self._tailer = Tailer(self.options(ctx), ctx)
+        self._tailer = Tailer(self.options(ctx), ctx, self.metrics)
         await self._tailer.run()
 
     async def close(self) -> None:
@@ -294,8 +293,8 @@ def _parsing(plugin: TailInput) -> tuple[Parser, MultilineSpec | PresetSpec | No
         if name not in ("plain", "line", "json", "json_lines"):
             raise ConfigError(f"codec '{name}' is not supported by the {plugin.name} input; "
                               "use plain or json (or 'format')", setting="codec")
-        return make_parser(name, plugin.id, "codec"), multiline, None
-    return make_parser(p["format"], plugin.id), multiline, make_time_extractor(p["format"])
+        return make_parser(name, plugin.metrics, "codec"), multiline, None
+    return make_parser(p["format"], plugin.metrics), multiline, make_time_extractor(p["format"])
 
 
 FluentLines = Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]]
@@ -323,8 +322,8 @@ def _fluent_parsing(plugin: TailInput) -> tuple[FluentLines, MultilineSpec | Pre
                                   flush_interval=coerce_value(Setting("parse", "duration"), flush)
                                   if flush is not None else None)
     unmatched = p["emit_unmatched_lines"]
-    failures = counter("logpipe_tail_parse_failures_total", "lines the tail input could not parse",
-                       input=plugin.id, format=str(section.get("@type", "none")))
+    failures = plugin.metrics.counter("parse_failures", "lines the input could not parse",
+                                      format=str(section.get("@type", "none")))
     log = plugin.log
     last_warning = [0.0]
     parse = parser.parse

@@ -28,8 +28,7 @@ from typing import Any
 from logpipe.helpers.container_log import Decoded
 from logpipe.helpers.multiline import Joined
 from logpipe.helpers.multiline_presets import make_joiner
-from logpipe.metrics import counter
-from logpipe.plugin import Event, InputContext
+from logpipe.plugin import Event, InputContext, PluginMetrics
 from logpipe_plugins.inputs.tail.acks import AckWindow
 from logpipe_plugins.inputs.tail.container import ContainerStage
 from logpipe_plugins.inputs.tail.file import FINGERPRINT_BYTES, TailedFile, TailOptions, fingerprint
@@ -48,7 +47,7 @@ class Tailer:
     """Discovers, reads, rotates and releases the files of one tail input, and keeps
     their acknowledged positions."""
 
-    def __init__(self, opts: TailOptions, ctx: InputContext) -> None:
+    def __init__(self, opts: TailOptions, ctx: InputContext, metrics: PluginMetrics) -> None:
         self.opts = opts
         self.ctx = ctx
         self.matcher = PathMatcher(opts.paths, opts.excludes)
@@ -62,14 +61,12 @@ class Tailer:
         self.closed = False
         self._save_scheduled = False
         self._last_save = 0.0
-        labels = {"input": ctx.plugin_id}
-        self.m_lines = counter("logpipe_tail_lines_total", "lines read by the tail input", **labels)
-        self.m_truncated = counter("logpipe_tail_long_lines_total", "lines over max_line_size", **labels)
-        self.m_replaced = counter("logpipe_tail_decode_replacements_total",
-                                  "characters replaced because of invalid bytes", **labels)
-        self.m_rotations = counter("logpipe_tail_rotations_total", "rotations and truncations seen", **labels)
-        self.m_container_failures = counter("logpipe_tail_container_parse_failures_total",
-                                            "lines that are not valid CRI / docker json-file", **labels)
+        self.m_lines = metrics.counter("tail_lines", "lines read by the tail input")
+        self.m_truncated = metrics.counter("tail_long_lines", "lines over max_line_size")
+        self.m_replaced = metrics.counter("tail_decode_replacements", "characters replaced because of invalid bytes")
+        self.m_rotations = metrics.counter("tail_rotations", "rotations and truncations seen")
+        self.m_container_failures = metrics.counter("tail_container_parse_failures",
+                                                    "lines that are not valid CRI / docker json-file")
 
     # ---- main loop ---------------------------------------------------------------
 

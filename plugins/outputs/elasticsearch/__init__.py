@@ -27,7 +27,6 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from logpipe.fields import MISSING, compile_getter, has_sprintf
 from logpipe.helpers.docid import assign_ids
 from logpipe.helpers.target_name import compile_target
-from logpipe.metrics import counter
 from logpipe.plugin import ConfigError, Event, Output, RetryableError, Setting, WriteResult
 from logpipe_plugins.outputs.elasticsearch.bulk import (
     FILTER_PATH,
@@ -121,11 +120,9 @@ class ElasticsearchOutput(Output):
         self._client: AsyncElasticsearch | None = None
         self._gzip_level: int = p["compression_level"] if p["http_compression"] else 0
         self._server_checked = False
-        self._failed_items = counter("logpipe_es_items_failed_total", "ES bulk items failed permanently",
-                                     output=self.id)
-        self._retried_items = counter("logpipe_es_items_retried_total", "ES bulk items to retry", output=self.id)
-        self._failed_requests = counter("logpipe_es_requests_failed_total", "ES bulk requests that failed",
-                                        output=self.id)
+        self._failed_items = self.metrics.counter("es_items_failed", "ES bulk items failed permanently")
+        self._retried_items = self.metrics.counter("es_items_retried", "ES bulk items to retry")
+        self._failed_requests = self.metrics.counter("es_requests_failed", "ES bulk requests that failed")
 
     # ---- configuration ---------------------------------------------------------------
 

@@ -326,10 +326,13 @@ def test_per_pattern_match_counters() -> None:
     from logpipe.metrics import REGISTRY
     from logpipe_plugins.filters.grok import GrokFilter
 
+    def hits(**labels: str) -> float:
+        return REGISTRY.value("logpipe_filter_grok_pattern_matches_total", **labels)
+
     f = GrokFilter(id="pp", match={"message": ["%{INT:i}", "%{WORD:w}"]})
     f.filter([Event("t", None, {"message": m}) for m in ("12", "abc", "def", "!!")])
-    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="pp", field="message", pattern="%{INT:i}") == 1
-    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="pp", field="message", pattern="%{WORD:w}") == 2
+    assert hits(filter="pp", field="message", pattern="%{INT:i}") == 1
+    assert hits(filter="pp", field="message", pattern="%{WORD:w}") == 2
     single = GrokFilter(id="one", match={"message": "%{INT:i}"})
     single.filter([Event("t", None, {"message": "5"})])
-    assert REGISTRY.value("logpipe_grok_pattern_matches_total", plugin="one", field="message", pattern="%{INT:i}") == 1
+    assert hits(filter="one", field="message", pattern="%{INT:i}") == 1

@@ -38,7 +38,7 @@ def filebeat_doc(i: int) -> dict[str, Any]:
 
 
 def errors(plugin_id: str, reason: str) -> float:
-    return REGISTRY.value("logpipe_input_protocol_errors_total", plugin="beats", id=plugin_id, reason=reason)
+    return REGISTRY.value("logpipe_input_protocol_errors_total", input=plugin_id, reason=reason)
 
 
 # ---- frames, built by hand ------------------------------------------------------

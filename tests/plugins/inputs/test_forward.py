@@ -29,7 +29,7 @@ def forward(**settings: Any) -> ForwardInput:
 
 
 def errors(plugin_id: str, reason: str) -> float:
-    return REGISTRY.value("logpipe_input_protocol_errors_total", plugin="forward", id=plugin_id, reason=reason)
+    return REGISTRY.value("logpipe_input_protocol_errors_total", input=plugin_id, reason=reason)
 
 
 def event_time(ns: int) -> msgpack.ExtType:

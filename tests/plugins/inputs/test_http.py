@@ -86,7 +86,7 @@ async def test_pipeline_full_answers_503_with_retry_after() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await inp.close()
-    assert REGISTRY.value("logpipe_input_http_refused_total", plugin="http", id="http-full") == 1
+    assert REGISTRY.value("logpipe_input_http_refused_total", input="http-full") == 1
 
 
 async def test_ack_timeout_503_and_pending_limit_429() -> None:
@@ -134,7 +134,7 @@ async def test_bad_bodies_400_with_reason_and_413() -> None:
         status, _, _ = await curl("-H", "Content-Type: application/json", "-d", '{"ok": true}', url)
         assert status == 200
     assert [e.record["ok"] for e in out.events] == [True]
-    assert REGISTRY.value("logpipe_input_http_bad_requests_total", plugin="http", id="http-bad") == 3
+    assert REGISTRY.value("logpipe_input_http_bad_requests_total", input="http-bad") == 3
 
 
 @needs_curl
@@ -257,5 +257,4 @@ async def test_connection_limit() -> None:
         await asyncio.sleep(0.1)
         async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{inp.bound_port}/", json={"a": 1}) as r:
             assert r.status == 200  # a slot is free again
-    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="max_connections", plugin="http",
-                          id="http-conns") == 1
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="max_connections", input="http-conns") == 1

@@ -115,7 +115,7 @@ async def test_unparseable_line_kept_tagged_and_counted() -> None:
     assert bad.record["tags"] == [FAILURE_TAG]
     assert bad.record["priority"] == 13 and bad.record["severity_label"] == "Notice"
     assert good.record["program"] == "app" and "tags" not in good.record
-    assert REGISTRY.value("logpipe_input_syslog_unparsed_total", id="bad-lines") == 1
+    assert REGISTRY.value("logpipe_input_syslog_unparsed_total", input="bad-lines") == 1
 
 
 async def test_tls_rfc5425_with_generated_ca(tmp_path: Path) -> None:
@@ -192,8 +192,7 @@ async def test_bad_octet_frame_closes_only_that_connection() -> None:
         (ev,) = await out.wait_events(1)
         good.close()
     assert ev.record["message"] == "still ok"
-    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="oversized", plugin="syslog",
-                          id="octet-bad") == 1
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="oversized", input="octet-bad") == 1
 
 
 async def test_oversized_line_dropped_connection_continues() -> None:
@@ -206,7 +205,7 @@ async def test_oversized_line_dropped_connection_continues() -> None:
         (ev,) = await out.wait_events(1)
         writer.close()
     assert ev.record["message"] == "after"
-    assert REGISTRY.value("logpipe_input_oversized_total", plugin="syslog", id="long-line") == 1
+    assert REGISTRY.value("logpipe_input_oversized_total", input="long-line") == 1
 
 
 async def test_slow_client_timed_out_idle_client_closed() -> None:
@@ -219,8 +218,7 @@ async def test_slow_client_timed_out_idle_client_closed() -> None:
         idle_reader, idle = await asyncio.open_connection("127.0.0.1", inp.bound_port)
         assert await asyncio.wait_for(slow_reader.read(), 5) == b""
         assert await asyncio.wait_for(idle_reader.read(), 5) == b""
-    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="slow_client", plugin="syslog",
-                          id="slow") == 1
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="slow_client", input="slow") == 1
     assert out.events == []
 
 

@@ -242,7 +242,7 @@ async def test_json_format_drops_and_counts_lines_it_cannot_parse(tmp_path: Path
     events = await run.collector.wait_for(3)
     await run.stop()
     assert [e.record for e in events] == [{"a": 1}, {"b": [2]}, {"c": 3}]
-    assert REGISTRY.value("logpipe_tail_parse_failures_total", input="jsontail", format="json") == 1
+    assert REGISTRY.value("logpipe_input_parse_failures_total", input="jsontail", format="json") == 1
 
 
 # ---- rotation ----------------------------------------------------------------------

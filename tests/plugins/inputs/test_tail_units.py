@@ -9,6 +9,7 @@ import pytest
 from logpipe.errors import ConfigError
 from logpipe.helpers.multiline import Multiline, MultilineSpec
 from logpipe.helpers.parser import make_parser
+from logpipe.metrics import PluginMetrics
 from logpipe_plugins.inputs.tail.acks import AckWindow
 from logpipe_plugins.inputs.tail.lines import LineSplitter
 from logpipe_plugins.inputs.tail.paths import PathMatcher, expand_braces, split_paths, tag_for
@@ -92,17 +93,28 @@ def test_multiline_negate_and_max_lines() -> None:
     assert out[1] == ("z", None)
 
 
+class _Owner:
+    """The plugin a parser counts for: its metrics carry `input="t"`."""
+
+    kind = "input"
+    id = "t"
+
+
 def test_json_parser_keeps_bad_lines_as_message() -> None:
-    parse = make_parser("json", "t")
+    metrics = PluginMetrics(_Owner())
+    parse = make_parser("json", metrics)
     assert parse(['{"a": 1}', "not json", "[1]"]) == [
         {"a": 1},
         {"message": "not json", "tags": ["_jsonparsefailure"]},
         {"message": "[1]", "tags": ["_jsonparsefailure"]},
     ]
+    (failures,) = metrics.declared
+    assert (failures.name, failures.labels, failures.value) == ("logpipe_input_parse_failures_total",
+                                                                 {"format": "json"}, 2)
 
 
 def test_regexp_format_with_fluentd_named_groups() -> None:
-    parse = make_parser("/^(?<verb>[A-Z]+) (?<path>\\S+)$/", "t")
+    parse = make_parser("/^(?<verb>[A-Z]+) (?<path>\\S+)$/", PluginMetrics(_Owner()))
     assert parse(["GET /x", "nope"]) == [
         {"verb": "GET", "path": "/x"},
         {"message": "nope", "tags": ["_regexparsefailure"]},
@@ -111,7 +123,7 @@ def test_regexp_format_with_fluentd_named_groups() -> None:
 
 def test_bad_regexp_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
-        make_parser("/(unclosed/", "t")
+        make_parser("/(unclosed/", PluginMetrics(_Owner()))
     assert err.value.setting == "format"
 
 

@@ -94,7 +94,7 @@ async def test_oversized_line_dropped_and_counted() -> None:
         await _send(inp.bound_port, b"z" * 1000 + b"\nshort\n")
         (ev,) = await out.wait_events(1)
     assert ev.record["message"] == "short"
-    assert REGISTRY.value("logpipe_input_oversized_total", plugin="tcp", id="tcp-long") == 1
+    assert REGISTRY.value("logpipe_input_oversized_total", input="tcp-long") == 1
 
 
 async def test_budget_across_connections_pauses_then_closes_holders() -> None:
@@ -122,7 +122,7 @@ async def test_budget_across_connections_pauses_then_closes_holders() -> None:
         for _, w in holders:
             w.close()
     assert inp._budget.held == 0
-    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="budget", plugin="tcp", id="tcp-budget") >= 1
+    assert REGISTRY.value("logpipe_input_protocol_errors_total", reason="budget", input="tcp-budget") >= 1
 
 
 def test_port_required_for_logstash() -> None:

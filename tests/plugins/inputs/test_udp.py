@@ -66,9 +66,9 @@ async def test_queue_full_drops_are_counted_and_oversized_dropped() -> None:
                 await asyncio.sleep(0.01)
         _send(inp.bound_port, *[b"x%d" % i for i in range(20)], b"y" * 200)
         async with asyncio.timeout(5):
-            while REGISTRY.value("logpipe_input_udp_dropped_total", plugin="udp", id="udp-drops") < 15:
+            while REGISTRY.value("logpipe_input_udp_dropped_total", input="udp-drops") < 15:
                 await asyncio.sleep(0.01)
-        assert REGISTRY.value("logpipe_input_udp_oversized_total", plugin="udp", id="udp-drops") == 1
+        assert REGISTRY.value("logpipe_input_udp_oversized_total", input="udp-drops") == 1
         release.set()
         async with asyncio.timeout(5):
             while len(got) < 6:

@@ -40,7 +40,7 @@ async def test_labels_static_from_fields_and_tenant_header() -> None:
 
 
 async def test_label_cardinality_is_bounded() -> None:
-    before = REGISTRY.counter("logpipe_loki_label_overflow_total", id="bounded").value
+    before = REGISTRY.counter("logpipe_output_loki_label_overflow_total", output="bounded").value
     async with LokiStandin(reject_out_of_order=False) as loki:
         out = LokiOutput(id="bounded", url=loki.url, labels=["$user"], max_label_values=3)
         try:
@@ -50,7 +50,7 @@ async def test_label_cardinality_is_bounded() -> None:
     values = sorted(dict(key)["user"] for key in loki.streams)
     assert values == sorted(["u0", "u1", "u2", OVERFLOW])
     assert len(loki.streams[(("user", OVERFLOW),)]) == 7
-    assert REGISTRY.counter("logpipe_loki_label_overflow_total", id="bounded").value - before == 7
+    assert REGISTRY.counter("logpipe_output_loki_label_overflow_total", output="bounded").value - before == 7
 
 
 async def test_key_value_lines_and_drop_single_key() -> None:
