@@ -11,6 +11,7 @@ from mkdocs.structure.files import File, Files
 
 from logpipe import registry
 from logpipe.buffer.settings import BUFFER_SETTINGS
+from logpipe.plugin_docs import setting_notes
 from logpipe.settings import Setting
 
 
@@ -28,25 +29,7 @@ def _default(s: Setting) -> str:
 
 
 def _notes(s: Setting) -> str:
-    notes = []
-    if s.required:
-        notes.append("required")
-    if s.choices:
-        notes.append("one of " + ", ".join(f"`{c}`" for c in s.choices if c is not None))
-    if s.min is not None:
-        notes.append(f"≥ {s.min:g}")
-    if s.max is not None:
-        notes.append(f"≤ {s.max:g}")
-    if s.secret:
-        notes.append("secret (never logged)")
-    olds = tuple(s.deprecated_alias) + tuple(s.aliases)
-    if olds:
-        notes.append("old names: " + ", ".join(f"`{a}`" for a in olds))
-    if s.spellings:
-        notes.append("also spelled " + ", ".join(f"`{a}`" for a in s.spellings))
-    if s.example is not None:
-        notes.append(f"example: `{s.example}`")
-    return "; ".join(notes)
+    return "; ".join(setting_notes(s, code=lambda value: f"`{value}`", default=False))
 
 
 def _table(settings: list[Setting], depth: int = 0) -> list[str]:

@@ -59,7 +59,7 @@ from logpipe.helpers.multiline_presets import PRESETS, PresetSpec
 from logpipe.helpers.parser import Parser, TimeExtractor, make_parser, make_time_extractor, parse_none
 from logpipe.helpers.parsers import ParseError, build_parser, flat_parse_section
 from logpipe.helpers.parsers.base import ruby_regex
-from logpipe.plugin import ConfigError, Input, InputContext, Setting
+from logpipe.plugin import ConfigError, Input, InputContext, Section, Setting
 from logpipe.settings import coerce_value
 from logpipe_plugins.inputs.tail.engine import Tailer
 from logpipe_plugins.inputs.tail.file import Decorate, TailOptions
@@ -87,8 +87,20 @@ _SHARED_SETTINGS = [
     Setting("max_line_action", "string", "truncate", choices=("truncate", "skip"),
             doc="what to do with lines over max_line_size"),
     Setting("encoding", "string", "utf-8", doc="character set of the files; invalid bytes become U+FFFD"),
-    Setting("multiline", "hash", doc="join lines: pattern, negate, what (previous|next), flush_interval, "
-                                     "max_lines, max_bytes"),
+    Section("multiline", [
+        Setting("pattern", "string", doc="regex (grok references allowed) a line is tested against",
+                example="^%{TIMESTAMP_ISO8601} "),
+        Setting("negate", "bool", doc="join the lines that do not match (default false)"),
+        Setting("what", "string", choices=("previous", "next"),
+                doc="a joined line belongs to the previous or the next line (default previous)"),
+        Setting("preset", "string", choices=PRESETS,
+                doc="instead of a pattern: a built-in stack-trace joiner (Fluent Bit's java, python, go, ruby)"),
+        Setting("flush_interval", "duration", min=0, spellings=("auto_flush_interval",),
+                doc="emit a pending event after this long without a new line (default multiline_flush_interval)"),
+        Setting("max_lines", "int", min=1, doc="lines joined into one event at most (default 500; preset 1000)"),
+        Setting("max_bytes", "bytes", min=1, doc="bytes joined into one event at most (default 10MB)"),
+    ], doc="join lines into events (Logstash's multiline codec settings)",
+       example='multiline => { pattern => "^\\s" what => "previous" }'),
     Setting("multiline_pattern", "string", doc="flat form of multiline.pattern"),
     Setting("multiline_negate", "bool", False, doc="flat form of multiline.negate"),
     Setting("multiline_what", "string", "previous", choices=("previous", "next"), doc="flat form of multiline.what"),
@@ -417,52 +429,37 @@ def _preset(name: str, flush: float | None, setting: str) -> PresetSpec:
 
 
 def _multiline_spec(p: dict[str, Any]) -> MultilineSpec | PresetSpec | None:
-    nested = p.get("multiline")
+    """The joiner from the `multiline` section, or from its flat forms (`multiline_pattern` …,
+    `multiline_preset`); one of the three at most. The section's settings have no defaults of
+    their own, so an unwritten one is told apart and the joiner's default applies."""
+    section = p["multiline"]
+    written = {k: v for k, v in section.items() if v is not None}
     flat = p.get("multiline_pattern")
     flat_preset = p.get("multiline_preset")
-    if sum(1 for x in (nested, flat, flat_preset) if x) > 1:
+    if sum(1 for x in (written, flat, flat_preset) if x) > 1:
         raise ConfigError("use one of 'multiline', 'multiline_pattern', 'multiline_preset'", setting="multiline")
     if flat_preset:
         return _preset(flat_preset, p["multiline_flush_interval"], "multiline_preset")
-    if nested and "preset" in nested:
-        extra = set(nested) - {"preset", "flush_interval", "auto_flush_interval", "max_lines", "max_bytes"}
+    flush = written.get("flush_interval", p["multiline_flush_interval"])
+    if "preset" in written:
+        extra = set(written) & {"pattern", "negate", "what"}
         if extra:
             raise ConfigError(f"multiline preset takes flush_interval, max_lines, max_bytes; not "
                               f"{', '.join(sorted(extra))}", setting="multiline")
-        flush = nested.get("flush_interval", nested.get("auto_flush_interval", p["multiline_flush_interval"]))
-        spec = _preset(str(nested["preset"]), None, "multiline")
-        return PresetSpec(
-            preset=spec.preset,
-            flush_interval=coerce_value(Setting("multiline", "duration"), flush) if flush is not None else None,
-            max_lines=coerce_value(Setting("multiline", "int"), nested.get("max_lines", 1000)),
-            max_bytes=coerce_value(Setting("multiline", "bytes"), nested.get("max_bytes", "10MB")),
-        )
-    if not nested and not flat:
-        return None
+        return PresetSpec(preset=written["preset"], flush_interval=flush, **_limits(written))
     if flat:
-        conf: dict[str, Any] = {"pattern": flat, "negate": p["multiline_negate"], "what": p["multiline_what"]}
-    else:
-        conf = dict(nested or {})
-    unknown = set(conf) - {"pattern", "negate", "what", "flush_interval", "auto_flush_interval",
-                           "max_lines", "max_bytes"}
-    if unknown:
-        raise ConfigError(f"unknown multiline option(s) {', '.join(sorted(unknown))}; allowed: pattern, negate, "
-                          "what, flush_interval, max_lines, max_bytes (or preset)", setting="multiline")
-    if "pattern" not in conf:
-        raise ConfigError("multiline needs a 'pattern'", setting="multiline")
-    pattern = _multiline_regex(str(getattr(conf["pattern"], "source", conf["pattern"])))
-    what = str(conf.get("what", "previous"))
-    if what not in ("previous", "next"):
-        raise ConfigError(f"multiline 'what' must be previous or next, got {what!r}", setting="multiline")
-    flush = conf.get("flush_interval", conf.get("auto_flush_interval", p["multiline_flush_interval"]))
-    return MultilineSpec(
-        pattern=pattern,
-        negate=coerce_value(Setting("multiline", "bool"), conf.get("negate", False)),
-        what=what,
-        flush_interval=coerce_value(Setting("multiline", "duration"), flush) if flush is not None else None,
-        max_lines=coerce_value(Setting("multiline", "int"), conf.get("max_lines", 500)),
-        max_bytes=coerce_value(Setting("multiline", "bytes"), conf.get("max_bytes", "10MB")),
-    )
+        written = {"pattern": flat, "negate": p["multiline_negate"], "what": p["multiline_what"]}
+    elif not written:
+        return None
+    if "pattern" not in written:
+        raise ConfigError("multiline needs a 'pattern' (or a 'preset')", setting="multiline")
+    return MultilineSpec(pattern=_multiline_regex(str(written["pattern"])), negate=written.get("negate", False),
+                         what=written.get("what", "previous"), flush_interval=flush, **_limits(written))
+
+
+def _limits(written: dict[str, Any]) -> dict[str, int]:
+    """max_lines / max_bytes as written; the joiner's own defaults otherwise."""
+    return {k: written[k] for k in ("max_lines", "max_bytes") if k in written}
 
 
 def _multiline_regex(pattern: str) -> str:

@@ -19,6 +19,8 @@ import pytest
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers.multiline import MultilineSpec
+from logpipe.helpers.multiline_presets import PresetSpec
 from logpipe.plugin import InputContext
 from logpipe_plugins.inputs.tail import FileInput, TailInput
 
@@ -225,7 +227,7 @@ def test_config_mistakes_are_config_errors() -> None:
     assert err.value.setting == "encoding"
     with pytest.raises(ConfigError) as err:
         TailInput(path="/x", multiline={"pattern": "^\\s", "what": "sideways"})
-    assert err.value.setting == "multiline"
+    assert err.value.setting == "multiline.what"  # the section's own setting, so the caret lands on it
     with pytest.raises(ConfigError) as err:
         TailInput(path="/x", max_line_action="explode")
     assert err.value.setting == "max_line_action"
@@ -715,3 +717,22 @@ async def test_stats_show_each_file_lag_until_acknowledged(tmp_path: Path) -> No
     finally:
         gate.set()
         await pipeline.stop()
+
+
+def test_multiline_is_a_declared_section() -> None:
+    """Each setting of the section checked by its declaration; unwritten ones take the joiner's defaults."""
+    tail = TailInput(path="/x", multiline={"pattern": "^\\s", "auto_flush_interval": "250ms", "max_lines": 7})
+    assert tail._multiline == MultilineSpec(pattern="^\\s", negate=False, what="previous", flush_interval=0.25,
+                                            max_lines=7)
+    preset = TailInput(path="/x", multiline={"preset": "java"})._multiline
+    assert preset == PresetSpec(preset="java", flush_interval=5.0)
+    for bad, where, says in [
+        ({"pattern": "^\\s", "max_lines": 0}, "multiline.max_lines", "must be positive"),
+        ({"preset": "cobol"}, "multiline.preset", "java"),
+        ({"preset": "java", "pattern": "^\\s"}, "multiline", "not pattern"),
+        ({"negate": True}, "multiline", "needs a 'pattern'"),
+        ({"pattern": "^\\s", "separator": "x"}, "multiline.separator", "unknown setting"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            TailInput(path="/x", multiline=bad)
+        assert (err.value.setting, says in err.value.message) == (where, True), err.value.message
