@@ -34,3 +34,20 @@ def redis_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     server = start_redis(directory)
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def kafka():  # type: ignore[no-untyped-def]
+    """A Kafka broker for this test: the wire-protocol stand-in, or a real one when
+    LOGPIPE_TEST_KAFKA is set (tests/support/kafka.py)."""
+    from tests.standins.kafka import KafkaStandin
+    from tests.support.kafka import REAL_BROKER, KafkaTarget
+
+    if REAL_BROKER:
+        yield KafkaTarget(REAL_BROKER, None)
+        return
+    standin = await KafkaStandin(partitions=3).start()
+    try:
+        yield KafkaTarget(standin.bootstrap, standin)
+    finally:
+        await standin.stop()
