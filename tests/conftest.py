@@ -51,3 +51,19 @@ async def kafka():  # type: ignore[no-untyped-def]
         yield KafkaTarget(standin.bootstrap, standin)
     finally:
         await standin.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real RabbitMQ node on free loopback ports, shared by the session (it takes seconds to
+    boot: tests/support/rabbitmq_server.py); tests use their own queue and exchange names."""
+    from tests.support.rabbitmq_server import AVAILABLE, start_rabbitmq
+
+    if not AVAILABLE:
+        pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server; .ci/run does)")
+    try:
+        server = start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"))
+    except RuntimeError as exc:
+        pytest.skip(f"rabbitmq-server is installed but could not start here: {exc}")
+    yield server
+    server.shutdown()

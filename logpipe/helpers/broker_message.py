@@ -34,8 +34,13 @@ def decode_payload(payload: bytes | str, codec: Codec | None, tag: str) -> list[
     text = payload.decode("utf-8", "replace") if isinstance(payload, (bytes, bytearray)) else payload
     if codec is None:
         return [Event(tag, None, {"message": text})]
+    decode_bytes = getattr(codec, "decode_bytes", None)  # binary codecs (msgpack) read the bytes as they are
+    if decode_bytes is not None and isinstance(payload, (bytes, bytearray)):
+        records = decode_bytes([bytes(payload)])
+    else:
+        records = codec.decode([text])
     events: list[Event] = []
-    for record in codec.decode([text]):
+    for record in records:
         events.append(Event(tag, _take_time(record), record))
     return events
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from logpipe.config.model import IfNode, Node, PluginNode
 from logpipe.event import Event
 from logpipe.plugin import Input, InputContext, Output, Setting, WriteResult
 
@@ -53,3 +54,12 @@ class ScriptedInput(Input):
             events = [Event(self.event_tag, None, dict(record)) for record in batch]
             await ctx.emit(events, lambda n=number: self.acked.append(n))
             self.emitted += 1
+
+
+def first_plugin(nodes: list[Node]) -> PluginNode:
+    """The first plugin block of a config section (a Fluentd <match> is a tag condition
+    around its plugin)."""
+    node = nodes[0]
+    while isinstance(node, IfNode):
+        node = node.branches[0].body[0]
+    return node
