@@ -13,6 +13,8 @@ import gzip
 import struct
 from dataclasses import dataclass, field
 
+import cramjam
+
 from .wire import Reader, crc32c, varint
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -103,7 +105,7 @@ class PartitionLog:
         return self.end_offset
 
     def records(self) -> list[Record]:
-        """Every record, decoded (gzip or uncompressed batches): what tests inspect."""
+        """Every record, decoded: what tests inspect."""
         return [record for batch in self.batches for record in decode_batch(batch.data)]
 
 
@@ -111,12 +113,7 @@ def decode_batch(data: bytes) -> list[Record]:
     fields = _HEADER.unpack_from(data, 0)
     base_offset, attributes, base_ts, count = fields[0], fields[5], fields[7], fields[12]
     body = data[HEADER_SIZE:]
-    codec = attributes & 0x07
-    if codec == 1:
-        body = gzip.decompress(body)
-    elif codec != 0:
-        raise NotImplementedError(f"compression codec {codec} (the stand-in stores it, decodes gzip only)")
-    reader = Reader(body)
+    reader = Reader(decompress(attributes & 0x07, body))
     out = []
     for _ in range(count):
         varint(reader)  # record length
@@ -131,6 +128,32 @@ def decode_batch(data: bytes) -> list[Record]:
             headers.append((name.decode(), _varbytes(reader)))
         out.append(Record(base_offset + offset_delta, base_ts + ts_delta, key, value, headers))
     return out
+
+
+def decompress(codec: int, body: bytes) -> bytes:
+    """A batch's records, uncompressed: 1 gzip, 2 snappy (raw, or Java's xerial framing),
+    3 lz4 (frame format), 4 zstd, as the protocol guide numbers them."""
+    if codec == 0:
+        return body
+    if codec == 1:
+        return gzip.decompress(body)
+    if codec == 2:
+        if not body.startswith(_XERIAL):
+            return bytes(cramjam.snappy.decompress_raw(body))
+        out, pos = [], 16
+        while pos < len(body):
+            (size,) = struct.unpack_from(">i", body, pos)
+            out.append(bytes(cramjam.snappy.decompress_raw(body[pos + 4:pos + 4 + size])))
+            pos += 4 + size
+        return b"".join(out)
+    if codec == 3:
+        return bytes(cramjam.lz4.decompress(body))
+    if codec == 4:
+        return bytes(cramjam.zstd.decompress(body))
+    raise CorruptBatch(f"unknown compression codec {codec}")
+
+
+_XERIAL = b"\x82SNAPPY\x00"
 
 
 def _varbytes(reader: Reader) -> bytes | None:
