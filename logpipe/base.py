@@ -184,6 +184,11 @@ class Plugin(PluginBlock):
         """Settings whose attribute name this class uses for a method or property."""
         found = cls.__dict__.get("_shadowed")
         if found is None:
+            for s in cls.all_settings():
+                if attribute_name(s.name) in _IDENTITY:
+                    raise TypeError(f"{cls.__name__}: setting {s.name!r} would replace the plugin's own "
+                                    f"{attribute_name(s.name)!r}; declare it under another name with "
+                                    f"spellings=({s.name!r},)")
             found = frozenset(
                 attribute_name(s.name) for s in cls.all_settings()
                 if callable(getattr(cls, attribute_name(s.name), None))
@@ -205,6 +210,10 @@ class Plugin(PluginBlock):
 
     async def close(self) -> None:
         """Release everything. Called once after the last event."""
+
+
+#: What a plugin class says about itself; a setting read as one of these would overwrite it.
+_IDENTITY = frozenset({"kind", "name", "doc", "settings", "helpers", "common_settings"})
 
 
 def _nowhere(setting: str | None, at_name: bool = False) -> Pos | None:

@@ -71,3 +71,15 @@ def test_attribute_annotations_agree_with_the_declarations() -> None:
                 f"{ep.name}: {setting.name} is declared {setting.type} but annotated {hint}")
             checked += 1
     assert checked > 30
+
+
+def test_a_setting_cannot_replace_the_plugins_own_name() -> None:
+    """The cef codec once declared Logstash's `name` (the CEF event name) and became a codec called
+    "Logstash"; such a declaration is refused, and cef takes `name` as a spelling of `event_name`."""
+
+    class Named(api.Filter):
+        name = "named"
+        settings = [api.Setting("name", "string", default="x")]
+
+    with pytest.raises(TypeError, match="would replace the plugin's own 'name'"):
+        Named()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from logpipe_plugins.codecs.json import JsonCodec
+from logpipe.helpers.text_codecs import JsonDocumentCodec
 
 
-class JsonLinesCodec(JsonCodec):
+class JsonLinesCodec(JsonDocumentCodec):
     name = "json_lines"
     doc = "One JSON object per line, in and out."
     separator = b"\n"

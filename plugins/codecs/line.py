@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from logpipe_plugins.codecs.plain import PlainCodec
+from logpipe.helpers.text_codecs import TemplateCodec
 
 
-class LineCodec(PlainCodec):
+class LineCodec(TemplateCodec):
     name = "line"
     doc = "One event per line; written with `format` (default %{message}) and a newline."
     newline = b"\n"

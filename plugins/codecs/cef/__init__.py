@@ -37,6 +37,8 @@ _NEXT_PAIR = re.compile(rf"({_KEY})=((?:\S|\s+(?!{_KEY}=))*)\s*")
 _KEY_ARRAY = re.compile(r"^([^\[\]]+)((?:\[[0-9]+\])+)$")
 _VALUE_UNESCAPE = re.compile(r"\\(\\|=|n|r)")
 _UNESCAPED = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
+#: The settings that fill the header on encode, in header order (severity last).
+_HEADER_SETTINGS = ("vendor", "product", "version", "signature", "event_name", "severity")
 _LEGACY_HEADER = ("cefVersion", "deviceVendor", "deviceProduct", "deviceVersion", "deviceEventClassId", "name",
                   "severity")
 _ECS_HEADER = ("[cef][version]", "[observer][vendor]", "[observer][product]", "[observer][version]",
@@ -78,7 +80,9 @@ class CefCodec(Codec):
         Setting("product", "string", default="Logstash", doc="encode: device product (sprintf)"),
         Setting("version", "string", default="1.0", doc="encode: device version (sprintf)"),
         Setting("signature", "string", default="Logstash", doc="encode: signature id (sprintf)"),
-        Setting("name", "string", default="Logstash", doc="encode: event name (sprintf)"),
+        # Logstash spells it `name`, which would shadow the plugin's own name: accepted as that spelling.
+        Setting("event_name", "string", default="Logstash", spellings=("name",),
+                doc="encode: event name (sprintf)"),
         Setting("severity", "string", default="6", doc="encode: severity 0-10 (sprintf)"),
         Setting("fields", "array", default=[], doc="encode: the fields written as extensions"),
         Setting("reverse_mapping", "bool", default=False, doc="encode: write short keys (src) not full names"),
@@ -117,8 +121,7 @@ class CefCodec(Codec):
                 self._encode_map[legacy] = key if (p["reverse_mapping"] and key) else legacy
             if self._ecs and is_time:
                 self._time_fields.add(target)
-        self._sprintf = {k: compile_sprintf(str(p[k])) for k in ("vendor", "product", "version", "signature",
-                                                                 "name", "severity")}
+        self._sprintf = {k: compile_sprintf(str(p[k])) for k in _HEADER_SETTINGS}
         try:
             self._getters = [(str(f), compile_getter(str(f))) for f in p["fields"]]
         except ValueError as exc:
@@ -191,7 +194,7 @@ class CefCodec(Codec):
     def encode_one(self, ev: Event) -> str:
         defaults = {s.name: s.default for s in self.settings}
         header = []
-        for key in ("vendor", "product", "version", "signature", "name"):
+        for key in _HEADER_SETTINGS[:-1]:
             value = _escape_header(self._sprintf[key](ev))
             header.append(value or str(defaults[key]))
         severity = _escape_header(self._sprintf["severity"](ev)).strip()

@@ -80,6 +80,8 @@ def test_cef_encode_header_defaults_sprintf_and_escaping() -> None:
     assert custom.encode_one(ev) == ("CEF:0|ven dor|pro\\|duct|ver\\\\sion|sig nature|na me|4|"
                                      "foo=foo\\\\value\\n bar=bar\\=value\\n arr=[1,\"a\"]")
     assert CefCodec(severity="11").encode_one(ev).endswith("|6|")
+    # Logstash's `name` is the event name; the codec stays "cef" (its name and id were "na me" before).
+    assert (custom.name, custom.id, custom.event_name) == ("cef", "cef", "na me")
 
 
 def test_cef_encode_full_names_or_short_keys() -> None:
