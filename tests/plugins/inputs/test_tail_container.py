@@ -20,7 +20,7 @@ from logpipe.build import instantiate
 from logpipe.config.loader import load_config_string
 from logpipe.errors import ConfigError
 from logpipe_plugins.inputs.tail import FileInput, TailInput
-from tests.plugins.inputs.test_tail import Collector, append, saved_offsets, start, wait_until
+from tests.support.tail import Collector, append, saved_offsets, start, wait_until
 
 CID = "a" * 64
 
