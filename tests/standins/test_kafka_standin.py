@@ -226,3 +226,22 @@ async def test_corrupt_batch_is_refused(broker: KafkaStandin) -> None:
     assert struct.unpack(">i", answer[:4])[0] == 42
     assert response["topics"][0]["partitions"][0]["error_code"] == E.CORRUPT_MESSAGE
     assert broker.topics["c"][0].end_offset == 1
+
+
+async def test_sasl_plain_both_clients_and_wrong_credentials_refused() -> None:
+    from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+
+    async with KafkaStandin(partitions=1, sasl_users={"alice": "s3cret"}) as broker:
+        sasl = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_plain_username": "alice"}
+        assert await aiokafka_produce(broker, "sec", 2, sasl_plain_password="s3cret", **sasl) == [0, 1]
+        rd = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.username": "alice",
+              "sasl.password": "s3cret"}
+        assert await asyncio.to_thread(rdkafka_produce, broker.bootstrap, "sec", 2, **rd) == [None] * 2
+        assert sorted(broker.values("sec")) == [b"a0", b"a1", b"r0", b"r1"]
+        with pytest.raises((SaslAuthenticationFailed, KafkaConnectionError)):
+            await aiokafka_produce(broker, "sec", 1, sasl_plain_password="wrong", **sasl)
+        plain = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)  # no SASL at all: the broker hangs up
+        with pytest.raises(KafkaConnectionError):
+            await plain.start()
+        await plain.stop()
+        assert len(broker.values("sec")) == 4

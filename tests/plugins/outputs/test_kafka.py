@@ -211,3 +211,20 @@ def test_sasl_from_a_jaas_line_and_from_fluentd_names() -> None:
                           sasl_over_ssl=False)
     assert fluentd._options["security_protocol"] == "SASL_PLAINTEXT"
     assert fluentd._options["sasl_mechanism"] == "SCRAM-SHA-256"
+
+
+async def test_sasl_plain_round_trip_with_a_jaas_line_and_fluentd_names() -> None:
+    from logpipe.testing import InputDriver
+    from logpipe_plugins.inputs.kafka import KafkaInput
+
+    async with KafkaStandin(partitions=1, sasl_users={"alice": "s3cret"}) as standin:
+        out = KafkaOutput(bootstrap_servers=standin.bootstrap, topic_id="sec", security_protocol="SASL_PLAINTEXT",
+                          sasl_mechanism="PLAIN", sasl_jaas_config="org.apache.kafka.common.security.plain."
+                          "PlainLoginModule required username='alice' password='s3cret';")
+        async with OutputDriver(out) as driver:
+            assert (await driver.write(events(3))).delivered == 3
+        reader = KafkaInput(brokers=standin.bootstrap, topics=["sec"], consumer_group="g", username="alice",
+                            password="s3cret", sasl_over_ssl=False, start_from_beginning=True)
+        async with InputDriver(reader) as driver:
+            await driver.wait_for(3)
+        assert sorted(ev.record["seq"] for ev in driver.events) == [0, 1, 2]

@@ -13,7 +13,7 @@ S, B, I8, I16, I32, I64, BOOL = "str", "bytes", "i8", "i16", "i32", "i64", "bool
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
-API_VERSIONS, INIT_PRODUCER_ID = 18, 22
+SASL_HANDSHAKE, API_VERSIONS, INIT_PRODUCER_ID, SASL_AUTHENTICATE = 17, 18, 22, 36
 
 #: api key → (version, request schema, response schema)
 APIS: dict[int, tuple[int, Any, Any]] = {
@@ -109,6 +109,16 @@ APIS: dict[int, tuple[int, Any, Any]] = {
     ), (
         ("throttle_time_ms", I32), ("error_code", I16), ("producer_id", I64), ("producer_epoch", I16),
     )),
+    SASL_HANDSHAKE: (1, (
+        ("mechanism", S),
+    ), (
+        ("error_code", I16), ("mechanisms", [S]),
+    )),
+    SASL_AUTHENTICATE: (1, (
+        ("auth_bytes", B),
+    ), (
+        ("error_code", I16), ("error_message", S), ("auth_bytes", B), ("session_lifetime_ms", I64),
+    )),
 }
 
 #: ApiVersions is answered in v0..v2 (a newer request gets the v0 answer with
@@ -131,7 +141,10 @@ ILLEGAL_GENERATION = 22
 INCONSISTENT_GROUP_PROTOCOL = 23
 UNKNOWN_MEMBER_ID = 25
 REBALANCE_IN_PROGRESS = 27
+ILLEGAL_SASL_STATE = 34
+UNSUPPORTED_SASL_MECHANISM = 33
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+SASL_AUTHENTICATION_FAILED = 58
 MEMBER_ID_REQUIRED = 79

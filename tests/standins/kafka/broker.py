@@ -18,6 +18,11 @@ Failure modes, armed by tests:
 - `delay(api_key, seconds, times)`: the answer to the next request of that API is held
   back that long (a client with a shorter request timeout gives up);
 - `stop()` / `start()` again on the same port: a broker restart (state kept).
+
+With `sasl_users` the listener is SASL_PLAINTEXT with the PLAIN mechanism (SaslHandshake v1,
+SaslAuthenticate v1): before a connection has authenticated only ApiVersions and the SASL
+requests are answered (anything else closes it, as a broker does), and wrong credentials
+get SASL_AUTHENTICATION_FAILED and a closed connection.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ class _Fault:
 
 class KafkaStandin:
     def __init__(self, partitions: int = 3, auto_create: bool = True, message_max_bytes: int = 1_048_588,
-                 group_initial_delay: float = 0.0, host: str = "127.0.0.1") -> None:
+                 group_initial_delay: float = 0.0, host: str = "127.0.0.1",
+                 sasl_users: dict[str, str] | None = None) -> None:
+        self.sasl_users = sasl_users
         self.partitions = partitions
         self.auto_create = auto_create
         self.message_max_bytes = message_max_bytes
@@ -150,12 +157,17 @@ class KafkaStandin:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        session = {"authenticated": self.sasl_users is None}
         try:
             while True:
                 size = struct.unpack(">i", await reader.readexactly(4))[0]
                 frame = await reader.readexactly(size)
-                answer = await self._handle(frame)
+                answer = await self._handle(frame, session)
                 if answer is _CLOSE:
+                    return
+                if isinstance(answer, tuple):  # answer, then close (a failed authentication)
+                    writer.write(struct.pack(">i", len(answer[0])) + answer[0])
+                    await writer.drain()
                     return
                 if answer is not None:
                     writer.write(struct.pack(">i", len(answer)) + answer)
@@ -167,7 +179,7 @@ class KafkaStandin:
             self._writers.discard(writer)
             writer.close()
 
-    async def _handle(self, frame: bytes) -> bytes | object | None:
+    async def _handle(self, frame: bytes, session: dict[str, bool]) -> bytes | object | None:
         reader = Reader(frame)
         header = reader.read(_HEADER)
         api, version, correlation = header["api_key"], header["api_version"], header["correlation_id"]
@@ -181,6 +193,12 @@ class KafkaStandin:
         _, request_schema, response_schema = known
         request = reader.read(request_schema)
         request["client_id"] = header["client_id"]
+        if api in (E.SASL_HANDSHAKE, E.SASL_AUTHENTICATE):
+            response, close = self._sasl(api, request, session)
+            answer = prefix + to_bytes(response_schema, response)
+            return (answer, _CLOSE) if close else answer
+        if not session["authenticated"]:
+            return _CLOSE
         drop = None
         if api == E.PRODUCE:
             response = self._produce(request)
@@ -204,6 +222,21 @@ class KafkaStandin:
         if version == 0:
             return to_bytes(E.API_VERSIONS_V0, (E.NONE, entries))
         return to_bytes(E.API_VERSIONS_V1, (E.NONE, entries, 0))
+
+    def _sasl(self, api: int, req: dict[str, Any], session: dict[str, bool]) -> tuple[dict[str, Any], bool]:
+        if api == E.SASL_HANDSHAKE:
+            if self.sasl_users is None:
+                return {"error_code": E.ILLEGAL_SASL_STATE, "mechanisms": []}, True
+            code = E.NONE if req["mechanism"] == "PLAIN" else E.UNSUPPORTED_SASL_MECHANISM
+            return {"error_code": code, "mechanisms": ["PLAIN"]}, code != E.NONE
+        parts = (req["auth_bytes"] or b"").split(b"\0")  # PLAIN: authzid NUL user NUL password
+        user, password = (parts[1].decode(), parts[2].decode()) if len(parts) == 3 else ("", None)
+        users = self.sasl_users or {}
+        if password is None or users.get(user) != password:
+            return {"error_code": E.SASL_AUTHENTICATION_FAILED, "auth_bytes": b"", "session_lifetime_ms": 0,
+                    "error_message": "Authentication failed: Invalid username or password"}, True
+        session["authenticated"] = True
+        return {"error_code": E.NONE, "error_message": None, "auth_bytes": b"", "session_lifetime_ms": 0}, False
 
     # ---- metadata ----------------------------------------------------------------------
 
