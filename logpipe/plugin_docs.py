@@ -24,18 +24,10 @@ def describe_plugins(contains: str | None = None) -> str:
         return describe_plugin(contains)
     lines: list[str] = []
     outputs_shown = False
-    for kind in registry.KINDS:
-        for name in registry.known(kind):
-            if contains and contains not in name:
-                continue
-            try:
-                cls = registry.lookup(kind, name)
-            except ConfigError as exc:
-                lines.append(f"{kind} {name}: unavailable ({exc.message})")
-                continue
-            lines.append(f"{kind} {name}: {cls.doc}".rstrip(": "))
-            lines.extend(_setting_lines(cls.settings))
-            outputs_shown = outputs_shown or kind == "output"
+    for kind, cls in _classes(lambda name: not contains or contains in name, lines.append):
+        lines.append(f"{kind} {cls.name}: {cls.doc}".rstrip(": "))
+        lines.extend(_setting_lines(cls.settings))
+        outputs_shown = outputs_shown or kind == "output"
     lines.append("")
     lines.append(_common_settings())
     if outputs_shown:
@@ -46,17 +38,21 @@ def describe_plugins(contains: str | None = None) -> str:
 
 def describe_plugin(name: str) -> str:
     """One plugin of every kind that has that name, in full."""
-    parts = []
-    for kind in registry.KINDS:
-        if name not in registry.known(kind):
-            continue
-        try:
-            cls = registry.lookup(kind, name)
-        except ConfigError as exc:
-            parts.append(f"{kind} {name}: unavailable ({exc.message})")
-            continue
-        parts.append(_plugin_detail(kind, cls))
+    parts: list[str] = []
+    parts += [_plugin_detail(kind, cls) for kind, cls in _classes(lambda known: known == name, parts.append)]
     return "\n\n".join(parts)
+
+
+def _classes(wanted: Callable[[str], bool], unavailable: Callable[[str], None]) -> list[tuple[str, type[Plugin]]]:
+    """(kind, class) of every plugin whose name is wanted; one that cannot be loaded is reported."""
+    found = []
+    for kind in registry.KINDS:
+        for name in filter(wanted, registry.known(kind)):
+            try:
+                found.append((kind, registry.lookup(kind, name)))
+            except ConfigError as exc:
+                unavailable(f"{kind} {name}: unavailable ({exc.message})")
+    return found
 
 
 def _plugin_detail(kind: str, cls: type[Plugin]) -> str:

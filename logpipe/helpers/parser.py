@@ -19,10 +19,11 @@ import orjson
 
 from logpipe.errors import ConfigError
 from logpipe.grok.errors import GrokTimeout
-from logpipe.metrics import PluginMetrics
+from logpipe.metrics import PluginMetric, PluginMetrics
 from logpipe.regex_budget import TIMEOUT_TAG, BoundedPattern, RegexTimeout, batch_guard
 
 Parser = Callable[[list[str]], list[dict[str, Any]]]
+JSON_PARSE_FAILURE_TAG = "_jsonparsefailure"
 #: Takes the parsed time out of a record (Fluentd: the `time` field becomes the event time).
 TimeExtractor = Callable[[dict[str, Any]], "int | None"]
 
@@ -40,24 +41,29 @@ def parse_none(lines: list[str]) -> list[dict[str, Any]]:
 
 def make_json_parser(metrics: PluginMetrics) -> Parser:
     failures = metrics.counter("parse_failures", "lines the input could not parse", format="json")
+    return lambda lines: json_records(lines, failures)
+
+
+def json_records(lines: list[str], failures: PluginMetric, arrays: bool = False) -> list[dict[str, Any]]:
+    """A JSON object per line; a line that is not one keeps its text as `message`, is tagged
+    _jsonparsefailure and counted. With `arrays` (Logstash's json codec) a line holding an
+    array of objects gives each of them."""
+    out: list[dict[str, Any]] = []
+    append = out.append
     loads = orjson.loads
-
-    def parse_json(lines: list[str]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        append = out.append
-        for line in lines:
-            try:
-                value = loads(line)
-            except orjson.JSONDecodeError:
-                value = None
-            if type(value) is dict:
-                append(value)
-            else:
-                failures.inc()
-                append({"message": line, "tags": ["_jsonparsefailure"]})
-        return out
-
-    return parse_json
+    for line in lines:
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError:
+            value = None
+        if type(value) is dict:
+            append(value)
+        elif arrays and type(value) is list and all(type(v) is dict for v in value):
+            out.extend(value)
+        else:
+            failures.inc()
+            append({"message": line, "tags": [JSON_PARSE_FAILURE_TAG]})
+    return out
 
 
 def make_regex_parser(expression: str, metrics: PluginMetrics, setting: str, flags: int = 0) -> Parser:

@@ -1,5 +1,11 @@
-"""RFC 3164 and RFC 5424 syslog messages → their parts (shared by the syslog input and
-Fluentd's `<parse> @type syslog`).
+"""RFC 3164 and RFC 5424 syslog messages → their parts, for the syslog input (both
+front-ends' event layouts are built from these parts).
+
+Fluentd's `<parse> @type syslog` (logpipe/helpers/parsers/formats.py) is not this parser,
+on purpose: it reproduces Fluentd's parser_syslog — its own regular expressions, which take
+a line without `<PRI>`, name the parts `ident`/`pid`/`extradata` (the structured data kept
+as text), and read the time with `time_format` — so a Fluentd config gets Fluentd's fields.
+The two share no code; what they share is the RFCs.
 
 One regular expression per format and caches for the timestamps: a syslog stream repeats
 the same second thousands of times, so each distinct timestamp text is converted once.

@@ -12,10 +12,9 @@ import orjson
 from logpipe.base import Codec
 from logpipe.event import Event, event_document
 from logpipe.fields import compile_sprintf
+from logpipe.helpers.parser import json_records
 from logpipe.jsonvalues import json_default
 from logpipe.settings import Setting
-
-JSON_PARSE_FAILURE_TAG = "_jsonparsefailure"
 
 
 class TemplateCodec(Codec):
@@ -52,21 +51,7 @@ class JsonDocumentCodec(Codec):
         self._failures = self.metrics.counter("json_failures", "lines that were not JSON objects")
 
     def decode(self, lines: list[str]) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        loads = orjson.loads
-        for line in lines:
-            try:
-                value = loads(line)
-            except orjson.JSONDecodeError:
-                value = None
-            if isinstance(value, dict):
-                records.append(value)
-            elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
-                records.extend(value)
-            else:
-                self._failures.inc()
-                records.append({"message": line, "tags": [JSON_PARSE_FAILURE_TAG]})
-        return records
+        return json_records(lines, self._failures, arrays=True)
 
     def encode(self, events: list[Event]) -> bytes:
         return b"".join(self.encode_each(events))
