@@ -1,4 +1,4 @@
-"""Broker round trip: shipper → Redis → indexer → null, events/s.
+"""Broker round trip: shipper → Redis or RabbitMQ → indexer → null, events/s.
 
 A real redis-server (Debian's) is started on a free port. The shipper — logpipe's redis
 output, in its own process as on a real shipper host — writes `--events` events in
@@ -7,7 +7,13 @@ chunks of `--chunk`; the indexer — the redis input in this process — reads t
 output) and so commits (LREM / XACK) as in production. The figure is events / seconds
 from the shipper's first write to the indexer's last event.
 
-    python benchmarks/bench_brokers.py [--mode list|stream] [--events 1000000] [--chunk 2000] [--batch 1000]
+`--mode rabbitmq`: a real rabbitmq-server node (Debian's, booted as the tests boot it,
+tests/support/rabbitmq_server.py); the shipper is the rabbitmq output (persistent messages,
+publisher confirms: a chunk counts only once the broker confirmed it) to a direct exchange,
+the indexer the rabbitmq input on a durable queue (prefetch `--prefetch`, basic.ack per
+acknowledged run of batches).
+
+    python benchmarks/bench_brokers.py [--mode list|stream|rabbitmq] [--events 1000000] [--chunk 2000] [--batch 1000]
 """
 
 from __future__ import annotations
@@ -32,26 +38,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def ship(port: int, mode: str, events: int, chunk: int) -> None:
-    """The shipper process: the redis output's write, chunk after chunk."""
+    """The shipper process: the output's write, chunk after chunk."""
+    from logpipe_plugins.outputs.rabbitmq import RabbitMQOutput
     from logpipe_plugins.outputs.redis import RedisOutput
 
     async def main() -> None:
-        out = RedisOutput(port=port, key="bench", data_type=mode, stream_maxlen=0)
+        out: Any
+        if mode == "rabbitmq":
+            out = RabbitMQOutput(port=port, exchange="bench", exchange_type="direct", key="bench")
+        else:
+            out = RedisOutput(port=port, key="bench", data_type=mode, stream_maxlen=0)
         now = time.time_ns()
         for start in range(0, events, chunk):
             batch = [Event("bench", now, {"message": f"GET /index.html?id={i} HTTP/1.1", "status": 200,
                                           "bytes": i % 5000, "host": {"name": "web-1"}, "seq": i})
                      for i in range(start, min(events, start + chunk))]
-            assert await out.write(batch) is None
+            assert await out.write(out.format(batch) if mode == "rabbitmq" else batch) is None
         await out.close()
 
     run_loop(main)
 
 
+async def rabbitmq_queue_ready(port: int) -> None:
+    """The input declares and binds its queue when it connects: wait for that before shipping."""
+    import aio_pika
+
+    async with await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{port}/") as conn:
+        for _ in range(300):
+            try:
+                await (await conn.channel()).declare_queue("bench", durable=True, passive=True)
+                return
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                await asyncio.sleep(0.05)
+    raise RuntimeError("the rabbitmq input never declared its queue")
+
+
 async def consume(port: int, mode: str, events: int, batch: int) -> tuple[float, int]:
+    from logpipe_plugins.inputs.rabbitmq import RabbitMQInput
     from logpipe_plugins.inputs.redis import RedisInput
 
-    inp = RedisInput(port=port, key="bench", data_type=mode, batch_count=batch, consumer="bench")
+    inp: Any
+    if mode == "rabbitmq":
+        inp = RabbitMQInput(port=port, queue="bench", durable=True, exchange="bench", exchange_type="direct",
+                            key="bench", batch_size=batch, prefetch_count=args.prefetch)
+    else:
+        inp = RedisInput(port=port, key="bench", data_type=mode, batch_count=batch, consumer="bench")
     count = 0
     done = asyncio.Event()
     first: list[float] = []
@@ -67,6 +98,8 @@ async def consume(port: int, mode: str, events: int, batch: int) -> tuple[float,
             done.set()
 
     task = asyncio.create_task(inp.run(InputContext(emit, "/tmp", "bench")))
+    if mode == "rabbitmq":
+        await rabbitmq_queue_ready(port)
     shipper = multiprocessing.get_context("spawn").Process(target=ship, args=(port, mode, events, args.chunk))
     t0 = time.perf_counter()
     shipper.start()
@@ -82,11 +115,15 @@ async def consume(port: int, mode: str, events: int, batch: int) -> tuple[float,
 def main() -> None:
     global args
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("list", "stream"), default="list")
+    parser.add_argument("--mode", choices=("list", "stream", "rabbitmq"), default="list")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--prefetch", type=int, default=4000, help="rabbitmq input prefetch_count")
     args = parser.parse_args()
+    if args.mode == "rabbitmq":
+        bench_rabbitmq()
+        return
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("redis-server is not installed")
@@ -114,6 +151,24 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_rabbitmq() -> None:
+    from tests.support.rabbitmq_server import AVAILABLE, start_rabbitmq
+
+    if not AVAILABLE:
+        sys.exit("rabbitmq-server is not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rabbitmq-"))
+    server = start_rabbitmq(workdir)
+    print(f"rabbitmq-server booted in {server.boot_seconds:.1f}s")
+    try:
+        elapsed, count = run_loop(lambda: consume(server.port, "rabbitmq", args.events, args.batch))
+        print(f"rabbitmq: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s "
+              f"(chunk {args.chunk}, batch_size {args.batch}, prefetch {args.prefetch}, persistent, confirms); "
+              f"indexer peak RSS {peak_rss_mib():.0f} MiB")
+    finally:
+        server.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any, ClassVar
 
 import aio_pika
@@ -85,7 +86,7 @@ class RabbitMQOutput(Output):
         super().__init__(**settings)
         AmqpConnection.hosts(self)  # a bad host is a config error now, not at the first write
         self._key = compile_sprintf(self.key)
-        self._properties = Basic.Properties(**self._message_properties())
+        self._property_values = self._message_properties()
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._opening = asyncio.Lock()
@@ -144,8 +145,14 @@ class RabbitMQOutput(Output):
 
     async def _publish(self, channel: aiormq.abc.AbstractChannel, item: bytes) -> Any:
         routing_key, body = unpack_routed(item)
+        # Properties per message: aiormq writes a message_id into the object it is given, so a
+        # shared object would give every message the first one's id.
+        properties = Basic.Properties(**self._property_values)
+        if properties.message_id is None:
+            properties.message_id = os.urandom(16).hex()
+        # wait=False: not one drain per message; the confirm is what the chunk waits for.
         return await channel.basic_publish(body, exchange=self.exchange, routing_key=routing_key,
-                                           properties=self._properties)
+                                           properties=properties, wait=False)
 
     async def _open(self) -> aiormq.abc.AbstractChannel:
         async with self._opening:

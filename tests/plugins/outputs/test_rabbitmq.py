@@ -157,3 +157,15 @@ def test_a_bad_value_in_a_config_is_placed() -> None:
         instantiate(cfg.outputs[0])
     assert exc.value.pos is not None and exc.value.pos.line == 4
     assert "direct" in str(exc.value)
+
+
+async def test_every_message_has_its_own_message_id(rabbitmq_server: RabbitMQServer) -> None:
+    exchange, queue = names()
+    await bound_queue(rabbitmq_server, exchange, queue, key="k")
+    out = RabbitMQOutput(port=rabbitmq_server.port, exchange=exchange, exchange_type="topic", key="k")
+    try:
+        assert await out.write(out.format(events(5))) is None
+    finally:
+        await out.close()
+    got = await drain(rabbitmq_server, queue, 5)
+    assert len({m.message_id for m in got}) == 5
