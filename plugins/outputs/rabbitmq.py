@@ -150,9 +150,8 @@ class RabbitMQOutput(Output):
         properties = Basic.Properties(**self._property_values)
         if properties.message_id is None:
             properties.message_id = os.urandom(16).hex()
-        # wait=False: not one drain per message; the confirm is what the chunk waits for.
         return await channel.basic_publish(body, exchange=self.exchange, routing_key=routing_key,
-                                           properties=properties, wait=False)
+                                           properties=properties)
 
     async def _open(self) -> aiormq.abc.AbstractChannel:
         async with self._opening:
