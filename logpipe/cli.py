@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     plugins = sub.add_parser("plugins", help="list plugins with their settings")
-    plugins.add_argument("name", nargs="?", help="show only plugins whose name contains this")
+    plugins.add_argument("name", nargs="?", help="a plugin's name: that plugin in full (sections, ranges, examples); "
+                         "other text: the plugins whose name contains it")
     sub.add_parser("grok", help="grok workbench (logpipe grok --help)", add_help=False)
     return parser
 
