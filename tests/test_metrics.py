@@ -15,7 +15,8 @@ from logpipe.build import assign_unique_ids
 from logpipe.metrics import REGISTRY, PluginMetrics
 from tests.paths import REPO
 
-#: The least each plugin that cannot be built from defaults needs (a new such plugin must be added here).
+#: The least each plugin that cannot be built from defaults needs, beside the `example` of each
+#: required setting (a new plugin whose required settings have no example must be added here).
 MINIMAL: dict[tuple[str, str], dict[str, Any]] = {
     ("input", "file"): {"path": ["/var/log/*.log"]},
     ("input", "tail"): {"path": ["/var/log/*.log"]},
@@ -39,6 +40,8 @@ MINIMAL: dict[tuple[str, str], dict[str, Any]] = {
     ("output", "mongodb"): {"database": "logs"},
     ("output", "redis"): {"key": "logs", "data_type": "list"},
     ("codec", "multiline"): {"pattern": "^\\s", "what": "previous"},
+    ("filter", "rewrite_tag_filter"): {"rule": {"key": "message", "pattern": "^x", "tag": "x.${tag}"}},
+    ("output", "rabbitmq"): {"exchange": "logs", "exchange_type": "direct"},
 }
 #: Runs code from the config, which logpipe refuses to build at all.
 NOT_BUILDABLE = {("filter", "ruby")}
@@ -53,7 +56,9 @@ def _every_plugin() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("kind", "name"), _every_plugin(), ids=[f"{k}-{n}" for k, n in _every_plugin()])
 def test_every_plugin_metric_follows_the_scheme(kind: str, name: str) -> None:
-    plugin = registry.create(kind, name, id=f"scheme-{name}", **MINIMAL.get((kind, name), {}))
+    examples = {s.name: s.example for s in registry.lookup(kind, name).all_settings()
+                if s.required and s.example is not None}
+    plugin = registry.create(kind, name, id=f"scheme-{name}", **{**examples, **MINIMAL.get((kind, name), {})})
     for metric in plugin.metrics.declared:
         prefix = f"logpipe_{kind}_"
         assert metric.name.startswith(prefix), metric.name
