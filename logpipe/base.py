@@ -85,6 +85,8 @@ class Plugin(PluginBlock):
 
     def __init__(self, **settings: Any) -> None:
         cls = type(self)
+        #: What it was built with: a plugin object travels to a worker process as its class and these.
+        self.given_settings: dict[str, Any] = dict(settings)
         values = coerce_settings(cls, settings)
         self._written = written_names(cls.all_settings(), list(settings))
         self._build_codecs(values)
@@ -313,6 +315,13 @@ class Filter(Plugin):
     #: True when the filter sends events back to the top of the filter stage (`reemit`):
     #: the pipeline then runs each batch's re-emitted events again (logpipe/reemit.py).
     reemits: ClassVar[bool] = False
+    #: Pipeline workers (ARCHITECTURE.md, "Parallel pipeline"): each worker process builds its
+    #: own instance from the settings and gets some of the batches. Set False when that would
+    #: change what the filter does — state across batches (throttle's counters), side effects
+    #: that must happen once and in order (the stdout filter), holding a batch's ack
+    #: (`current_ack`) or emitting on its own (`reinject`): the whole pipeline then runs in
+    #: one process, with a warning. Per-process caches (lookups, metadata) are fine.
+    parallel: ClassVar[bool] = True
     common_settings = Plugin.common_settings + [
         Setting("add_field", "hash", default={}, doc="fields to add on success (sprintf in keys and values)"),
         Setting("add_tag", "array", default=[], doc="tags to add on success (sprintf)"),

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="port of the HTTP API; 0 picks a free port and logs it (default: 9600, or the next "
                      "free port up to 9700 as Logstash does; a port given here must be free)")
     run.add_argument("--no-http", action="store_true", help="do not start the HTTP API")
+    run.add_argument("-w", "--workers", "--pipeline.workers", dest="workers", type=_workers, metavar="N",
+                     help="worker processes for filters and output formatting, or auto (one per core); default: "
+                     "Fluentd's <system> workers, else 1 (one process, no IPC)")
     check = sub.add_parser("check", help="validate a config (plugins, settings, patterns); exit 0 or 1")
     config_args(check)
     test = sub.add_parser("test", help="run config unit tests (YAML/TOML test files); exit 0 only if all pass")
@@ -161,16 +164,14 @@ def _command_index(argv: list[str]) -> int | None:
 
 
 def _build(args: argparse.Namespace) -> Pipeline:
-    from logpipe.pipeline import Pipeline
+    from logpipe.config.loader import load_config_paths, load_config_string
+    from logpipe.pipeline import DEFAULT_QUEUE_BATCHES, Pipeline
+    from logpipe.workers.settings import daemon_workers
 
-    kwargs: dict[str, object] = {}
-    if getattr(args, "state_dir", None):
-        kwargs["state_dir"] = args.state_dir
-    if getattr(args, "shutdown_timeout", None) is not None:
-        kwargs["shutdown_timeout"] = args.shutdown_timeout
-    if args.text is not None:
-        return Pipeline.from_string(args.text, "<command line>", **kwargs)
-    return Pipeline.from_paths(args.paths, **kwargs)
+    config = load_config_string(args.text, "<command line>") if args.text is not None else load_config_paths(args.paths)
+    return Pipeline(config, state_dir=getattr(args, "state_dir", None) or None, queue_batches=DEFAULT_QUEUE_BATCHES,
+                    shutdown_timeout=30.0 if getattr(args, "shutdown_timeout", None) is None else args.shutdown_timeout,
+                    workers=daemon_workers(getattr(args, "workers", None), config))
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -249,6 +250,16 @@ def _tap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _workers(text: str) -> int:
+    """An argparse type: a worker count, at least 1, or auto (one per core)."""
+    from logpipe.workers.settings import parse_workers
+
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _port(text: str) -> int:
     """An argparse type: a TCP port number, 0 meaning any free port."""
     try:
@@ -282,7 +293,7 @@ async def _serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     source = ConfigSource(paths=tuple(args.paths or ()), text=args.text)
     ports = None if args.no_http else DEFAULT_PORTS if args.http_port is None else [args.http_port]
     daemon = Daemon(source, state_dir=pipeline.state_dir, shutdown_timeout=pipeline.shutdown_timeout,
-                    http_host=args.http_host, http_ports=ports)
+                    http_host=args.http_host, http_ports=ports, workers=args.workers)
     return await daemon.run(pipeline)
 
 

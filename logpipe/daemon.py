@@ -38,6 +38,7 @@ from logpipe.http_api import DEFAULT_HOST, DEFAULT_PORTS, HttpApi
 from logpipe.lifecycle import DaemonState, PipelineState
 from logpipe.metrics import counter
 from logpipe.pipeline import Pipeline
+from logpipe.workers.settings import daemon_workers
 
 log = logging.getLogger("logpipe.daemon")
 
@@ -100,10 +101,12 @@ class Daemon:
         http_host: str = DEFAULT_HOST,
         http_ports: Sequence[int] | None = DEFAULT_PORTS,
         build: Callable[[PipelineConfig], Pipeline] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.source = source
-        self._build = build or (lambda model: Pipeline(model, state_dir=state_dir,
-                                                        shutdown_timeout=shutdown_timeout))
+        # `workers`: the command line's; None lets each config (re)loaded decide (logpipe/workers/settings.py).
+        self._build = build or (lambda model: Pipeline(model, state_dir=state_dir, shutdown_timeout=shutdown_timeout,
+                                                        workers=daemon_workers(workers, model)))
         self._http_host = http_host
         self._http_ports = http_ports
         self.http: HttpApi | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from logpipe.ack import Ack
 from logpipe.buffer import BufferOverflowError, OutputRunner
+from logpipe.buffer.deadletter import DeadLetter
 from logpipe.build import Built, assign_unique_ids, compile_filters, compile_outputs, instantiate
 from logpipe.config.loader import load_config_paths, load_config_string
 from logpipe.config.model import IfNode, PipelineConfig, PluginNode
@@ -31,6 +32,10 @@ from logpipe.metrics import counter
 from logpipe.plugin import AckCallback, Filter, Input, InputContext, Output, Plugin
 from logpipe.reemit import reset_current_ack, set_current_ack
 from logpipe.report import DeliveryReport
+from logpipe.workers.dispatcher import Job, WorkerPool
+from logpipe.workers.settings import single_process_reason
+from logpipe.workers.spec import worker_spec
+from logpipe.workers.wire import Result, decode_batch, events_of
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -64,6 +69,7 @@ class Pipeline:
         state_dir: str | None = None,
         queue_batches: int = DEFAULT_QUEUE_BATCHES,
         shutdown_timeout: float = 30.0,
+        workers: int | None = None,
     ) -> None:
         config = config or PipelineConfig()
         self.config = config
@@ -75,6 +81,9 @@ class Pipeline:
         self._filter = compile_filters([*config.filters, *filters], self.built)
         self._route = compile_outputs([*config.outputs, *outputs], self.built)
         assign_unique_ids(self.plugins)
+        self.workers = self._resolve_workers(workers if workers is not None else config.workers,
+                                             [*config.filters, *filters], [*config.outputs, *outputs])
+        self._pool: WorkerPool | None = None
         self._queue_batches = queue_batches
         self._queue: asyncio.Queue[tuple[list[Event], Ack] | None] | None = None
         self._runners: dict[str, OutputRunner] = {}  # by output id, as routes name them
@@ -89,6 +98,7 @@ class Pipeline:
         self._events_filtered = counter("logpipe_events_filtered_total", "events leaving the filter stage")
         self.events_in = 0
         self.events_filtered = 0
+        self.events_poisoned = 0  # dead-lettered because they killed worker processes
 
     # ---- construction -----------------------------------------------------------
 
@@ -99,6 +109,17 @@ class Pipeline:
     @classmethod
     def from_paths(cls, paths: list[str], **kwargs: Any) -> Pipeline:
         return cls(load_config_paths(paths), **kwargs)
+
+    def _resolve_workers(self, asked: int | None, filters: list[Any], outputs: list[Any]) -> int:
+        """How many worker processes (logpipe/workers/settings.py); builds their spec when more than one."""
+        if asked is None or asked <= 1:
+            return 1
+        reason = single_process_reason(self.built.filters, self.built.outputs)
+        if reason is not None:
+            log.warning("pipeline workers: %d asked, running in one process: %s", asked, reason)
+            return 1
+        self._worker_spec = worker_spec(filters, outputs)
+        return asked
 
     @property
     def plugins(self) -> list[Plugin]:
@@ -124,14 +145,21 @@ class Pipeline:
                 runner = OutputRunner(output, state_dir=self.state_dir)
                 await runner.start()
                 self._runners[output.id] = runner
-            for filter_plugin in self.built.filters:
-                filter_plugin.reinject = self._reinject
-                await filter_plugin.lifecycle_start()
-                started.append(filter_plugin)
+            if self.workers > 1:
+                # The workers run the filters; the main process's instances stay unstarted.
+                self._pool = WorkerPool(self._worker_spec, self.workers, self._apply, self._poisoned)
+                await self._pool.start()
+            else:
+                for filter_plugin in self.built.filters:
+                    filter_plugin.reinject = self._reinject
+                    await filter_plugin.lifecycle_start()
+                    started.append(filter_plugin)
             for input_plugin in self.built.inputs:
                 await input_plugin.lifecycle_start()
                 started.append(input_plugin)
         except BaseException:
+            if self._pool is not None:
+                await self._pool.close(1.0)
             for runner in self._runners.values():
                 await runner.stop(0)
             for plugin in reversed(started):
@@ -216,6 +244,9 @@ class Pipeline:
                       timeout, self._queue.qsize())
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        if self._pool is not None:
+            # Drained above (or out of time): the workers finish and exit before the outputs close.
+            await self._pool.close(max(0.0, deadline - loop.time()))
         if flush:
             try:
                 await asyncio.wait_for(self.flush(), max(0.0, deadline - loop.time()))
@@ -227,8 +258,9 @@ class Pipeline:
         # saves the positions those acks committed when it closes.
         for plugin in self.built.inputs:
             await _quietly(plugin.lifecycle_close(), plugin)
-        for filter_plugin in self.built.filters:
-            await _quietly(filter_plugin.lifecycle_close(), filter_plugin)
+        if self._pool is None:
+            for filter_plugin in self.built.filters:
+                await _quietly(filter_plugin.lifecycle_close(), filter_plugin)
         self.state = PipelineState.STOPPED
 
     async def _drain(self) -> None:
@@ -315,6 +347,9 @@ class Pipeline:
         return emit_batch
 
     async def _work(self) -> None:
+        if self._pool is not None:
+            await self._work_parallel(self._pool)
+            return
         assert self._queue is not None
         queue = self._queue
         route = self._route
@@ -348,11 +383,61 @@ class Pipeline:
                 reset_current_ack(ack_token)
             ack.release()
 
+    async def _work_parallel(self, pool: WorkerPool) -> None:
+        """The filter stage in worker processes: batches go out in queue order, and their
+        results are applied (`_apply`) in that order too; returns once all are applied."""
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            if item is None:
+                await pool.drain()
+                return
+            await pool.submit(*item)
+
+    async def _apply(self, job: Job, result: Result) -> None:
+        """A worker's result into the buffers; then the pipeline's own hold on the ack ends
+        (kept for good when the worker's filter stage raised, as in `_work`)."""
+        ack = job.ack
+        if result.error is not None:
+            log.error("routing failed in a worker for a batch of %d events; it stays unacknowledged:\n%s",
+                      job.size, result.error)
+            self.failed = self.failed or RuntimeError("routing failed")
+            return
+        self._events_filtered.inc(result.filtered)
+        self.events_filtered += result.filtered
+        for part in result.parts:
+            runner = self._runners[part.output_id]
+            try:
+                if part.events is not None:
+                    await runner.put(events_of(part.events), ack)
+                    continue
+                for key, cols, reasons in part.unformatted:
+                    await runner.unformattable(key, list(zip(events_of(cols), reasons)), ack)
+                await runner.put_formatted(part.groups, ack)
+            except BufferOverflowError:
+                ack.hold()
+        ack.release()
+
+    async def _poisoned(self, job: Job) -> None:
+        """A batch that kept killing workers: dead-lettered (the pipeline's own file under the
+        state dir), counted, and acknowledged — it will not be read again to kill them again."""
+        events = decode_batch(job.payload)[1]
+        self.events_poisoned += len(events)
+        dead = DeadLetter("pipeline-workers", os.path.join(self.state_dir, "dead_letters", "workers.jsonl"),
+                          None, log)
+        where = await dead.send([(ev, "killed worker processes repeatedly") for ev in events])
+        log.error("dead-lettered %d event(s) that killed workers (%s)", len(events), where)
+        if job.ack.report is not None:
+            for ev in events:
+                job.ack.report.add_failure("pipeline-workers", ev, "killed worker processes repeatedly")
+        job.ack.release()
+
     def lost_events(self) -> int:
         """Events the outputs did not deliver: dead-lettered, dropped by an overflow policy,
         or still in a memory buffer (gone with the process). A finite run that ends with
         any exits non-zero, so a batch job's caller knows."""
-        lost = 0
+        lost = self.events_poisoned
         for runner in self._runners.values():
             stats = runner.stats()
             lost += stats["dead_lettered"] + stats["dropped"]
@@ -366,6 +451,7 @@ class Pipeline:
             "events_in": self.events_in,
             "events_filtered": self.events_filtered,
             "queue_batches": self._queue.qsize() if self._queue is not None else 0,
+            "workers": self._pool.stats() if self._pool is not None else {"processes": 1},
             "outputs": {output_id: runner.stats() for output_id, runner in self._runners.items()},
             # Filters that keep something worth showing (grok: the last lines that did not match).
             "filters": {f.id: stats for f in self.built.filters if (stats := f.stats())},

@@ -67,6 +67,12 @@ def register(cls: type[Plugin] | None = None, *, name: str | None = None) -> Any
     return add if cls is None else add(cls)
 
 
+def registered() -> dict[tuple[str, str], type[Plugin]]:
+    """The plugins registered in this process (`register`), by (kind, name): a worker process
+    registers them again (logpipe/workers/spec.py)."""
+    return dict(_extra)
+
+
 def known(kind: str) -> list[str]:
     """The names of every plugin of a kind, registered or installed."""
     names = {name for (k, name) in _entry_points() if k == kind} | {name for (k, name) in _extra if k == kind}

@@ -312,13 +312,17 @@ class OutputRunner:
         """The output's items for a group; events it cannot format are dead-lettered alone."""
         items, failures = format_events(self.output, events)
         if failures:
-            log.warning("output %s: %d event(s) could not be formatted; dead-lettered (first: %s)",
-                        self.id, len(failures), failures[0][1])
-            await self._dead_letter(failures, key)
-            if ack is not None and ack.report is not None:
-                for ev, reason in failures:
-                    ack.report.add_failure(self.id, ev, reason)
+            await self.unformattable(key, failures, ack)
         return items
+
+    async def unformattable(self, key: ChunkKey, failures: list[Failure], ack: Ack | None = None) -> None:
+        """Dead-letter the events `format` refused (here, or in a pipeline worker)."""
+        log.warning("output %s: %d event(s) could not be formatted; dead-lettered (first: %s)",
+                    self.id, len(failures), failures[0][1])
+        await self._dead_letter(failures, key)
+        if ack is not None and ack.report is not None:
+            for ev, reason in failures:
+                ack.report.add_failure(self.id, ev, reason)
 
     def _append(self, key: ChunkKey, part: list[Any], payload: Any, size: int, ack: Ack) -> None:
         """Append one encoded group to its staged chunk, sealing chunks that reach a limit."""

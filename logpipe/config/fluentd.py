@@ -480,7 +480,7 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
         elif name == "label":
             labels[_label_name(element, labels)] = (element, *_scope(element.children, element))
         elif name == "system":
-            log.debug("ignoring <system> at %s: process settings come from the command line", element.pos)
+            config.workers = _system_workers(element)
         else:
             raise _unknown_directive(element, TOP_DIRECTIVES)
     filters, outputs = _scope(top, None)
@@ -522,6 +522,18 @@ def _relabels(nodes: list[Node]) -> list[PluginNode]:
             for branch in node.branches:
                 found.extend(_relabels(branch.body))
     return found
+
+
+def _system_workers(element: Element) -> int | None:
+    """`<system> workers N`: the pipeline's worker processes (logpipe/workers/settings.py). The
+    other <system> settings (log level, root_dir …) come from the command line in logpipe."""
+    param = element.params.get("workers")
+    if param is None:
+        return None
+    text = str(_plain(param.value)).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"<system> workers must be a whole number of at least 1, not {text!r}", param.value_pos)
+    return int(text)
 
 
 def _without_workers(children: list[Element]) -> list[Element]:

@@ -182,3 +182,5 @@ class PipelineConfig:
     filters: list[Node] = field(default_factory=list)
     outputs: list[Node] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    #: Worker processes the config asks for (Fluentd's `<system> workers N`); None: not said.
+    workers: int | None = None

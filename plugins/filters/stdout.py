@@ -14,6 +14,7 @@ from logpipe.plugin import Filter, Setting
 class StdoutFilter(Filter):
     name = "stdout"
     creates_events = False
+    parallel = False  # prints in event order from one process
     doc = "Fluentd filter_stdout: prints `time tag: {record}` for each event and passes it on."
     settings: ClassVar[list[Setting]] = [
         Setting("format", "hash", doc="accepted: Fluentd's <format>; the out_stdout line is printed"),

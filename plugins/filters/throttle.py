@@ -24,6 +24,7 @@ NS = 1_000_000_000
 class ThrottleFilter(Filter):
     name = "throttle"
     creates_events = False
+    parallel = False  # its counters span batches: one instance sees them all (logpipe/workers/settings.py)
     doc = "Tags (via add_tag) events beyond before_count/after_count per key and period."
     settings: ClassVar[list[Setting]] = [
         Setting("key", "string", required=True, doc="what is counted (sprintf, e.g. %{host})"),

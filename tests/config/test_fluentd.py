@@ -189,9 +189,16 @@ def test_env_unset_upper_case_is_an_error(monkeypatch):
     assert err.pos == Pos("f.conf", 3, 8) and "LP_NONE" in err.message
 
 
-def test_system_is_ignored():
-    config = parse("<system>\n  workers 2\n</system>\n" + SEED_FORWARD)
+def test_system_workers_sets_the_pipeline_workers():
+    config = parse("<system>\n  workers 2\n  log_level warn\n</system>\n" + SEED_FORWARD)
     assert [n.name for n in config.inputs] == ["forward"]
+    assert config.workers == 2
+    assert parse(SEED_FORWARD).workers is None
+
+
+def test_system_workers_must_be_a_count():
+    err = error_of("<system>\n  workers two\n</system>\n" + SEED_FORWARD)
+    assert err.pos == Pos("f.conf", 2, 11) and "at least 1" in err.message
 
 
 # ---- routing ----------------------------------------------------------------------------
