@@ -77,3 +77,20 @@ def test_top_once_and_unreachable(tmp_path: Path) -> None:
     down = subprocess.run([sys.executable, "-m", "logpipe.cli", "top", "--once", "--http-port", str(daemon.port)],
                           capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "cannot read" in down.stdout + down.stderr
+
+
+@pytest.mark.parametrize(("stats", "shown"), [
+    ({"ready": True, "state": "running", "status": "ready"}, "ready"),
+    ({"ready": False, "state": "reloading", "status": "reloading the configuration"}, "reloading the configuration"),
+    ({"ready": False, "state": "running", "status": "an input failed: gone"}, "running: an input failed: gone"),
+    ({"ready": False, "state": "stopping", "status": "stopping"}, "stopping"),
+])
+def test_the_header_shows_the_lifecycle_state(stats: dict, shown: str) -> None:
+    from rich.console import Console
+
+    from logpipe.top import render
+
+    console = Console(width=160, record=True)
+    console.print(render({"version": "0", "pid": 1, **stats}, None, 1.0))
+    head = console.export_text().splitlines()[0]
+    assert f"  {shown}  reloads" in head
