@@ -52,6 +52,13 @@ def standin() -> Iterator[StandInThread]:
     server.close()
 
 
+@pytest.fixture(params=[1, 2], ids=["workers1", "workers2"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """Every scenario runs with the single-process pipeline and with two worker processes
+    (logpipe/workers): the delivery contract is the same."""
+    return int(request.param)
+
+
 @pytest.fixture
 def processes() -> Iterator[list[LogpipeProcess]]:
     """Every logpipe process a test starts; any still running at the end is killed."""
@@ -62,14 +69,14 @@ def processes() -> Iterator[list[LogpipeProcess]]:
 
 
 def test_kill9_during_file_buffered_run_then_restart_indexes_every_line_once(
-        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess]) -> None:
+        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], workers: int) -> None:
     n = 30_000
     log, sincedb, state = tmp_path / "app.log", tmp_path / "sincedb", tmp_path / "state"
     lines = append_lines(log, 0, n)
     config = write_config(tmp_path / "pipeline.conf", log=log, sincedb=sincedb, es_url=standin.url, index=INDEX,
                           buffer="file", extra_output="chunk_limit_records => 500\n    bulk_max_docs => 500")
     standin.set_delay(0.02)  # ~25k docs/s at most: the test can catch the run part-way
-    first = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    first = LogpipeProcess(config, state, tmp_path / "logpipe.err", workers=workers)
     processes.append(first)
 
     wait_until(lambda: standin.doc_count() >= n // 3, 30, "a third of the lines indexed", first)
@@ -89,7 +96,7 @@ def test_kill9_during_file_buffered_run_then_restart_indexes_every_line_once(
     assert n // 3 <= indexed_at_kill < n, "the kill must land part-way"
     assert held_items > 0
 
-    second = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    second = LogpipeProcess(config, state, tmp_path / "logpipe.err", workers=workers)
     processes.append(second)
     wait_until(lambda: standin.doc_count() >= n, 30, f"all {n} lines indexed after the restart", second)
     final = standin.wait_quiet(INDEX, quiet=0.5, timeout=20)
@@ -107,7 +114,8 @@ def test_kill9_during_file_buffered_run_then_restart_indexes_every_line_once(
 
 @pytest.mark.parametrize("ids", ["fingerprint_id", "generated_id"])
 def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
-        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], ids: str) -> None:
+        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], ids: str,
+        workers: int) -> None:
     """Tail saves positions every sincedb_write_interval: a kill -9 in between makes it read
     again lines that are already indexed. Their ids must be the ones they had."""
     n = 30_000
@@ -117,7 +125,7 @@ def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
                           buffer="file", extra_output="chunk_limit_records => 500\n    bulk_max_docs => 500",
                           extra_input='sincedb_write_interval => "30s"', fingerprint_id=ids == "fingerprint_id")
     standin.set_delay(0.02)
-    first = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    first = LogpipeProcess(config, state, tmp_path / "logpipe.err", workers=workers)
     processes.append(first)
     wait_until(lambda: standin.doc_count() >= n // 3, 30, "a third of the lines indexed", first)
     first.kill9()
@@ -126,7 +134,7 @@ def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
     assert indexed_at_kill < n, "the kill must land part-way"
     assert committed_offset(sincedb, log) == 0, "no position saved yet: everything is read again"
 
-    second = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    second = LogpipeProcess(config, state, tmp_path / "logpipe.err", workers=workers)
     processes.append(second)
     wait_until(lambda: standin.doc_count() >= n, 30, f"all {n} lines indexed after the restart", second)
     final = standin.wait_quiet(INDEX, quiet=0.5, timeout=20)
@@ -146,7 +154,8 @@ def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
 
 @pytest.mark.parametrize("outage", ["connection_refused", "http_503"])
 def test_outage_with_block_keeps_memory_bounded_and_loses_nothing(
-        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], outage: str) -> None:
+        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], outage: str,
+        workers: int) -> None:
     width, warmup, per_round, held_rounds = 200, 5_000, 12_000, 5
     log = tmp_path / "app.log"
     lines = append_lines(log, 0, warmup, width)
@@ -154,7 +163,7 @@ def test_outage_with_block_keeps_memory_bounded_and_loses_nothing(
                           index=INDEX, buffer="memory",
                           extra_output='overflow_action => block\n    total_limit_size => "2MB"\n'
                                        '    chunk_limit_size => "1MB"')
-    proc = LogpipeProcess(config, tmp_path / "state", tmp_path / "logpipe.err")
+    proc = LogpipeProcess(config, tmp_path / "state", tmp_path / "logpipe.err", workers=workers)
     processes.append(proc)
     wait_until(lambda: standin.doc_count() >= warmup, 30, "the warm-up lines indexed", proc)
     baseline = proc.rss_kib()
@@ -213,13 +222,14 @@ def test_outage_with_block_keeps_memory_bounded_and_loses_nothing(
 
 
 def test_sigterm_during_outage_exits_in_time_and_restart_delivers_everything(
-        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess]) -> None:
+        tmp_path: Path, standin: StandInThread, processes: list[LogpipeProcess], workers: int) -> None:
     shutdown_timeout, before, during = 2.0, 3_000, 3_000
     log, sincedb, state = tmp_path / "app.log", tmp_path / "sincedb", tmp_path / "state"
     lines = append_lines(log, 0, before)
     config = write_config(tmp_path / "pipeline.conf", log=log, sincedb=sincedb, es_url=standin.url, index=INDEX,
                           buffer="memory")
-    first = LogpipeProcess(config, state, tmp_path / "logpipe.err", shutdown_timeout=shutdown_timeout)
+    first = LogpipeProcess(config, state, tmp_path / "logpipe.err", shutdown_timeout=shutdown_timeout,
+                           workers=workers)
     processes.append(first)
     wait_until(lambda: standin.doc_count() >= before, 30, "the first lines indexed", first)
 
@@ -238,7 +248,7 @@ def test_sigterm_during_outage_exits_in_time_and_restart_delivers_everything(
     assert committed_offset(sincedb, log) < log.stat().st_size
 
     standin.accept_bulk()
-    second = LogpipeProcess(config, state, tmp_path / "logpipe.err")
+    second = LogpipeProcess(config, state, tmp_path / "logpipe.err", workers=workers)
     processes.append(second)
     wait_until(lambda: standin.doc_count() >= len(lines), 30, "every line indexed after the restart", second)
     final = standin.wait_quiet(INDEX, quiet=0.3, timeout=20)

@@ -190,12 +190,14 @@ class LogpipeProcess:
     """`python -m logpipe.cli run -f CONFIG --state-dir DIR` as a child process; its
     stderr goes to a file (a pipe nobody reads could fill up and stall it)."""
 
-    def __init__(self, config: Path, state_dir: Path, log: Path, shutdown_timeout: float = 5.0) -> None:
+    def __init__(self, config: Path, state_dir: Path, log: Path, shutdown_timeout: float = 5.0,
+                 workers: int = 1) -> None:
         self.log = log
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "logpipe.cli", "--log-level", "warning", "run", "-f", str(config),
-                 "--state-dir", str(state_dir), "--shutdown-timeout", str(shutdown_timeout)],
+                 "--state-dir", str(state_dir), "--shutdown-timeout", str(shutdown_timeout),
+                 "--workers", str(workers)],
                 stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
             )
 
