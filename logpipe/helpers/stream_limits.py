@@ -13,14 +13,46 @@ from __future__ import annotations
 import asyncio
 import time as _time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from dataclasses import replace
+from typing import ClassVar, Protocol
 
+from logpipe.base import Helper, Plugin
 from logpipe.helpers.framing import FrameError
 from logpipe.helpers.server import ProtocolError
+from logpipe.settings import Setting
 
 READ_SIZE = 1 << 16
 #: What the stream reader of one connection buffers ahead of the framer (see ServerInput._listen).
 STREAM_LIMIT = 1 << 16
+
+
+class StreamLimits(Helper):
+    """The limits of a stream input, declared once (`helpers = [*ServerInput.helpers, StreamLimits]`):
+    the largest frame (`message_length_limit`; a plugin sets `default_message_length_limit`), the
+    bytes all connections may hold in unfinished frames, and the idle and slow-frame timeouts."""
+
+    settings: ClassVar[list[Setting]] = [
+        Setting("message_length_limit", "bytes", default=1024 * 1024, min=16,
+                doc="largest message (a line, frame or datagram); longer ones are dropped and counted"),
+        Setting("max_bytes_held", "bytes", default=64 * 1024 * 1024, min=1024,
+                doc="bytes of unfinished frames held across all connections; beyond it reading pauses"),
+        Setting("idle_timeout", "duration", default=600.0, min=0,
+                doc="close a connection silent this long (0: never)"),
+        Setting("frame_timeout", "duration", default=30.0, min=0,
+                doc="close a connection whose frame stays unfinished this long (slow client; 0: never)"),
+    ]
+
+    @classmethod
+    def settings_for(cls, plugin: type[Plugin]) -> list[Setting]:
+        limit = getattr(plugin, "default_message_length_limit", None)
+        if limit is None:
+            return list(cls.settings)
+        return [replace(s, default=limit) if s.name == "message_length_limit" else s for s in cls.settings]
+
+    @staticmethod
+    def budget(plugin: Plugin) -> ByteBudget:
+        """The input's shared budget of bytes held in unfinished frames."""
+        return ByteBudget(plugin.params["max_bytes_held"])
 
 
 class Framer(Protocol):

@@ -33,7 +33,7 @@ from logpipe.event import Event
 from logpipe.helpers import ecs
 from logpipe.helpers.framing import SyslogFramer
 from logpipe.helpers.server import ProtocolError, ServerInput
-from logpipe.helpers.stream_limits import STREAM_LIMIT, ByteBudget, read_frames
+from logpipe.helpers.stream_limits import STREAM_LIMIT, StreamLimits, read_frames
 from logpipe.helpers.syslog_parse import (
     FACILITY_NAMES,
     LOGSTASH_FACILITY_LABELS,
@@ -44,7 +44,7 @@ from logpipe.helpers.syslog_parse import (
 )
 from logpipe.helpers.tls import TlsServer
 from logpipe.helpers.udp import Datagram, DatagramServer
-from logpipe.plugin import InputContext, Setting
+from logpipe.plugin import Helper, InputContext, Setting
 
 FAILURE_TAG = "_grokparsefailure_sysloginput"
 #: Settings only Fluentd's in_syslog has: any of them written makes the input Fluentd-shaped.
@@ -60,6 +60,8 @@ class SyslogInput(ServerInput):
     name = "syslog"
     doc = "Syslog server: RFC 3164/5424 over UDP, TCP and TLS (Logstash syslog, Fluentd in_syslog)"
     default_port = 514
+    helpers: ClassVar[list[type[Helper]]] = [*ServerInput.helpers, StreamLimits]
+    default_message_length_limit: ClassVar[int] = 64 * 1024
     settings: ClassVar[list[Setting]] = [
         Setting("port", "int", min=0, max=65535,
                 doc="port for TCP and UDP (default 514; 5140 in a Fluentd config; 0 picks a free one)"),
@@ -87,14 +89,6 @@ class SyslogInput(ServerInput):
                 doc="Fluentd: emit lines that do not parse as {unmatched_line} tagged <tag>.unmatched"),
         Setting("resolve_hostname", "bool", doc="accepted for Fluentd compatibility (source_hostname_key resolves)"),
         Setting("parse", "hash", doc="Fluentd <parse>: message_format, with_priority"),
-        Setting("message_length_limit", "bytes", default=64 * 1024, min=16,
-                doc="largest message (line, frame or datagram); longer lines are dropped and counted"),
-        Setting("max_bytes_held", "bytes", default=64 * 1024 * 1024, min=1024,
-                doc="bytes of unfinished TCP frames held across all connections; beyond it reading pauses"),
-        Setting("idle_timeout", "duration", default=600.0, min=0,
-                doc="close a TCP connection silent this long (0: never)"),
-        Setting("frame_timeout", "duration", default=30.0, min=0,
-                doc="close a TCP connection whose frame stays unfinished this long (slow client; 0: never)"),
         Setting("queue_size", "int", default=2000, min=1, doc="UDP datagrams waiting for the pipeline; more drop"),
         Setting("receive_buffer_bytes", "bytes", doc="UDP socket receive buffer (SO_RCVBUF)"),
     ]
@@ -155,7 +149,7 @@ class SyslogInput(ServerInput):
             self._udp = DatagramServer(
                 self.host, port, max_size=self.message_length_limit, receive_buffer_bytes=self.receive_buffer_bytes,
                 queue_size=self.queue_size, workers=1, log=self.log, metrics=self.metrics)
-        self._budget = ByteBudget(self.max_bytes_held)
+        self._budget = StreamLimits.budget(self)
         self._frame_mode = {"traditional": "traditional", "octet_count": "octet_count"}.get(self.frame_type or "",
                                                                                              "auto")
         self._failures = self.metrics.counter("syslog_unparsed", "syslog lines that did not parse")

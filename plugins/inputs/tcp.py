@@ -29,9 +29,9 @@ from logpipe.helpers import ecs
 from logpipe.helpers.framing import LineFramer
 from logpipe.helpers.records import make_decoder
 from logpipe.helpers.server import ProtocolError, ServerInput
-from logpipe.helpers.stream_limits import STREAM_LIMIT, ByteBudget, read_frames
+from logpipe.helpers.stream_limits import STREAM_LIMIT, StreamLimits, read_frames
 from logpipe.helpers.tls import TlsServer, client_context
-from logpipe.plugin import InputContext, Setting
+from logpipe.plugin import Helper, InputContext, Setting
 
 _FLUENTD_ONLY = ("parse", "delimiter", "source_hostname_key", "source_address_key", "message_length_limit")
 _RECONNECT = (0.5, 10.0)
@@ -40,6 +40,7 @@ _RECONNECT = (0.5, 10.0)
 class TcpInput(ServerInput):
     name = "tcp"
     doc = "Lines from TCP/TLS peers (Logstash tcp, Fluentd in_tcp); server or client mode"
+    helpers: ClassVar[list[type[Helper]]] = [*ServerInput.helpers, StreamLimits]
     settings: ClassVar[list[Setting]] = [
         Setting("port", "int", min=0, max=65535,
                 doc="port to listen on (required in a Logstash config; 5170 in a Fluentd one; 0: a free one)"),
@@ -55,13 +56,6 @@ class TcpInput(ServerInput):
         Setting("delimiter", "string", default="\n", doc="what ends a record (Fluentd)"),
         Setting("source_address_key", "string", doc="record key for the peer's IP address (Fluentd)"),
         Setting("source_hostname_key", "string", doc="record key for the peer's host name (Fluentd)"),
-        Setting("message_length_limit", "bytes", default=1024 * 1024, min=16,
-                doc="largest line; longer lines are dropped and counted"),
-        Setting("max_bytes_held", "bytes", default=64 * 1024 * 1024, min=1024,
-                doc="bytes of unfinished lines held across all connections; beyond it reading pauses"),
-        Setting("idle_timeout", "duration", default=600.0, min=0, doc="close a connection silent this long (0: never)"),
-        Setting("frame_timeout", "duration", default=30.0, min=0,
-                doc="close a connection whose line stays unfinished this long (slow client; 0: never)"),
     ]
     port: int
     mode: str
@@ -103,7 +97,7 @@ class TcpInput(ServerInput):
         if self.mode == "client" and TlsServer.enabled(self):
             self._client_ssl = client_context(list(self.params["ssl_certificate_authorities"]) or None,
                                               setting="ssl_certificate_authorities")
-        self._budget = ByteBudget(self.max_bytes_held)
+        self._budget = StreamLimits.budget(self)
         self._oversized = self.metrics.counter("oversized", "lines over the size limit (dropped)")
         self._tag = self.event_tag
         self._ecs = self.ecs_compatibility != "disabled"
