@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 from logpipe import CallbackOutput, Pipeline, register
+from logpipe.event import Event
+from logpipe.metrics import REGISTRY
 from tests.paths import REPO
 
 GUIDE = REPO / "docs" / "writing-plugins.md"
@@ -34,3 +36,6 @@ def test_the_writing_plugins_guide_runs(tmp_path: Any) -> None:
     assert event.record["status_class"] == "4xx"
     ticker = namespace["Ticker"](interval=0.01)
     assert ticker.interval == 0.01
+    counting = namespace["CountingStatusClass"](id="guide-counting")
+    counting.filter([Event("t", None, {"status": 200}), Event("t", None, {"status": "?"}), Event("t", None, {})])
+    assert REGISTRY.value("logpipe_filter_status_class_unknown_total", filter="guide-counting") == 2
