@@ -32,7 +32,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter
 from logpipe.helpers.parsers.base import ruby_regex
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import Filter, Section, Setting
 
 Test = Callable[[Event], bool]
 _TIMEOUT = 1.0
@@ -55,8 +55,6 @@ def _text(value: Any) -> str:
 
 
 def _rule(section: Any, where: str) -> Test:
-    if not isinstance(section, dict) or "key" not in section or "pattern" not in section:
-        raise ConfigError(f"<{where}> needs 'key' and 'pattern'", setting=where)
     get = compile_getter(_accessor(str(section["key"])))
     search = ruby_regex(str(section["pattern"]), what=f"<{where}> pattern").search
 
@@ -80,12 +78,6 @@ def _any_of(rules: list[Test]) -> Test:
     return lambda ev: any(t(ev) for t in rules)
 
 
-def _sections(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _flat(value: Any, name: str) -> dict[str, str]:
     """v0.12 `regexp1 key pattern`."""
     key, _, pattern = str(value).strip().partition(" ")
@@ -94,15 +86,22 @@ def _flat(value: Any, name: str) -> dict[str, str]:
     return {"key": key, "pattern": pattern.strip()}
 
 
+_RULE = [Setting("key", "string", required=True, doc="the field (record_accessor paths: $.a.b)"),
+         Setting("pattern", "string", required=True, doc="Ruby regexp searched in the field's text (/…/i or bare)")]
+_COMBINED = [Section("regexp", _RULE, multiple=True, doc="a rule that keeps"),
+             Section("exclude", _RULE, multiple=True, doc="a rule that drops")]
+
+
 class GrepFilter(Filter):
     name = "grep"
     creates_events = False
     doc = "Fluentd filter_grep: <regexp> (all must match), <exclude> (any drops), <and>, <or>, regexpN/excludeN."
     settings: ClassVar[list[Setting]] = [
-        Setting("regexp", "any", doc="<regexp> key … pattern … </regexp>: every one must match"),
-        Setting("exclude", "any", doc="<exclude> key … pattern … </exclude>: any one drops the event"),
-        Setting("and", "any", doc="<and> with <regexp>s (all match) or <exclude>s (all match to drop)"),
-        Setting("or", "any", doc="<or> with <regexp>s (any matches) or <exclude>s (any drops)"),
+        Section("regexp", _RULE, multiple=True, doc="every <regexp> must match",
+                example="<regexp> key message pattern /error/ </regexp>"),
+        Section("exclude", _RULE, multiple=True, doc="any <exclude> that matches drops the event"),
+        Section("and", _COMBINED, multiple=True, doc="<regexp>s that all match, or <exclude>s that all match to drop"),
+        Section("or", _COMBINED, multiple=True, doc="<regexp>s of which one matches, or <exclude>s of which one drops"),
         *[Setting(f"{kind}{n}", "string", doc=f"v0.12 form of <{kind}>: KEY PATTERN")
           for kind in ("regexp", "exclude") for n in range(1, 21)],
     ]
@@ -112,21 +111,17 @@ class GrepFilter(Filter):
         p = self.params
         keep: list[Test] = []
         drop: list[Test] = []
-        for section in _sections(p["regexp"]):
-            keep.append(_rule(section, "regexp"))
-        for section in _sections(p["exclude"]):
-            drop.append(_rule(section, "exclude"))
+        keep += [_rule(section, "regexp") for section in p["regexp"]]
+        drop += [_rule(section, "exclude") for section in p["exclude"]]
         for n in range(1, 21):
             if p.get(f"regexp{n}"):
                 keep.append(_rule(_flat(p[f"regexp{n}"], f"regexp{n}"), f"regexp{n}"))
             if p.get(f"exclude{n}"):
                 drop.append(_rule(_flat(p[f"exclude{n}"], f"exclude{n}"), f"exclude{n}"))
         for combinator in ("and", "or"):
-            for block in _sections(p[combinator]):
-                if not isinstance(block, dict):
-                    raise ConfigError(f"<{combinator}> needs <regexp> or <exclude> sections", setting=combinator)
-                regexps = [_rule(s, "regexp") for s in _sections(block.get("regexp"))]
-                excludes = [_rule(s, "exclude") for s in _sections(block.get("exclude"))]
+            for block in p[combinator]:
+                regexps = [_rule(s, "regexp") for s in block["regexp"]]
+                excludes = [_rule(s, "exclude") for s in block["exclude"]]
                 if bool(regexps) == bool(excludes):
                     raise ConfigError(f"<{combinator}> takes either <regexp> or <exclude> sections, not both "
                                       "and not none", setting=combinator)

@@ -84,3 +84,25 @@ def test_from_a_fluentd_config() -> None:
     pipeline = Pipeline(config)
     (grep,) = pipeline.built.filters
     assert isinstance(grep, GrepFilter) and kept(grep) == EVENTS[:2]
+
+
+def test_rule_sections_are_declared_and_their_mistakes_placed() -> None:
+    """<regexp>/<exclude> inside <and>/<or> are declared sections: a misspelt setting is named
+    where it is written, with the one it should be."""
+    config = """<filter **>
+  @type grep
+  <and>
+    <regexp>
+      key message
+      patern x
+    </regexp>
+  </and>
+</filter>
+<match **>
+  @type null
+</match>
+"""
+    with pytest.raises(ConfigError) as err:
+        Pipeline.from_string(config)
+    assert str(err.value).startswith("<config string>:6:7: error: unknown setting 'patern' for section 'regexp'; "
+                                     "did you mean 'pattern'?")
