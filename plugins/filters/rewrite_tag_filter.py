@@ -52,7 +52,7 @@ from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter
 from logpipe.helpers.parsers.base import ruby_regex
 from logpipe.helpers.record_accessor import accessor_path
-from logpipe.plugin import Filter, Setting
+from logpipe.plugin import Filter, Section, Setting
 from logpipe.regex_budget import DEFAULT_TIMEOUT
 
 _BACKREF = re.compile(r"\$\d+")
@@ -84,28 +84,20 @@ class _Rule:
     __slots__ = ("key", "get", "pattern", "invert", "tag", "label")
 
     def __init__(self, section: Any, where: str) -> None:
-        if not isinstance(section, dict):
-            raise ConfigError("<rule> is a section: <rule> key … pattern … tag … </rule>", setting="rule")
         for required in ("key", "pattern", "tag"):
-            if section.get(required) in (None, ""):
-                raise ConfigError(f"<rule> needs '{required}'", setting=where)
+            if not section[required]:
+                raise ConfigError(f"<rule> needs a non-empty '{required}'", setting=f"{where}.{required}")
         try:
             self.pattern: regex.Pattern[str] = ruby_regex(str(section["pattern"]), what="<rule> pattern")
         except ConfigError as exc:
             raise ConfigError(exc.message.replace("<parse> ", ""), setting=f"{where}.pattern") from None
         self.key = str(section["key"])
         self.get = compile_getter(accessor_path(self.key))
-        invert = section.get("invert", False)
-        if isinstance(invert, str):
-            if invert.lower() not in ("true", "false", "yes", "no"):
-                raise ConfigError(f"invert must be true or false, not {invert!r}", setting=f"{where}.invert")
-            invert = invert.lower() in ("true", "yes")
-        self.invert = bool(invert)
+        self.invert: bool = section["invert"]
         self.tag = str(section["tag"])
         if re.search(r"\$\{tag_parts\[\d\.\.\.?\d\]\}|__TAG_PARTS\[\d\.\.\.?\d\]__", self.tag):
             raise ConfigError("${tag_parts[n]} and __TAG_PARTS[n]__ do not take a range", setting=f"{where}.tag")
-        label = section.get("label")
-        self.label: str | None = str(label) if label else None
+        self.label: str | None = section["label"] or None
 
     def identity(self) -> str:
         return f"{self.key}{'!' if self.invert else ''}{self.pattern.pattern}"
@@ -117,7 +109,15 @@ class RewriteTagFilter(Filter):
     reemits = True
     doc = "fluent-plugin-rewrite-tag-filter: a new tag from <rule>s, routed again from the top."
     settings: ClassVar[list[Setting]] = [
-        Setting("rule", "any", required=True, doc="<rule> key, pattern, tag, invert, label </rule> (one or more)"),
+        Section("rule", [
+            Setting("key", "string", required=True, doc="the field tested (record_accessor paths: $.a.b)"),
+            Setting("pattern", "string", required=True, doc="Ruby regexp searched in the field's text"),
+            Setting("tag", "string", required=True,
+                    doc="the new tag: $N, ${tag}, __TAG__, ${tag_parts[N]}, ${hostname}"),
+            Setting("invert", "bool", default=False, doc="the rule applies when the pattern does not match"),
+            Setting("label", "string", doc="route the re-tagged event into this <label>"),
+        ], multiple=True, required=True, doc="one rewrite rule; the first that applies wins",
+            example="<rule> key message pattern ^ERROR tag error.${tag} </rule>"),
         Setting("capitalize_regex_backreference", "bool", default=False, doc="capitalize each $N"),
         Setting("remove_tag_prefix", "string", doc="taken off the tag (and the dot after it) for ${tag}"),
         Setting("remove_tag_regexp", "string", doc="regexp taken off the tag for ${tag}"),
@@ -135,7 +135,7 @@ class RewriteTagFilter(Filter):
             if p.get(f"rewriterule{n}") is not None:
                 raise ConfigError('"rewriterule<num>" support has been dropped. Use <rule> section instead.',
                                   setting=f"rewriterule{n}")
-        sections = p["rule"] if isinstance(p["rule"], list) else [p["rule"]]
+        sections = p["rule"]
         self._rules = [_Rule(section, f"rule[{i}]" if len(sections) > 1 else "rule")
                        for i, section in enumerate(sections)]
         if not self._rules:

@@ -197,6 +197,8 @@ def test_invert_rule_keeps_dollar_n_as_written() -> None:
     ("  <rule>\n    key a\n    pattern b\n    tag ${tag_parts[0..2]}\n  </rule>", "range"),
     ("  hostname_command curl evil\n  <rule>\n    key a\n    pattern b\n    tag c\n  </rule>", "no commands"),
     ("  <rule>\n    key a\n    pattern b\n    tag c\n    label @NOPE\n  </rule>", "unknown label '@NOPE'"),
+    ("  <rule>\n    key a\n    patern b\n    tag c\n  </rule>", "did you mean 'pattern'"),
+    ("  <rule>\n    key a\n    pattern b\n    tag c\n    invert maybe\n  </rule>", "true or false"),
 ])
 def test_configuration_errors_are_placed(body: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
