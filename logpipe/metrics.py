@@ -107,39 +107,31 @@ class PluginMetrics:
 
 
 class PluginMetric:
-    """One counter or gauge of a plugin, bound to its series on first use. `also` keeps an
-    older series (name and labels the README or dashboards used) counting the same."""
+    """One counter or gauge of a plugin, bound to its series on first use (the id is settled by then)."""
 
-    __slots__ = ("_plugin", "name", "doc", "labels", "_items", "_also")
+    __slots__ = ("_plugin", "name", "doc", "labels", "_item")
 
     def __init__(self, plugin: _Identified, name: str, doc: str, labels: dict[str, str]) -> None:
         self._plugin = plugin
         self.name = name
         self.doc = doc
         self.labels = labels  # besides `<kind>="<id>"`
-        self._items: list[Counter] | None = None
-        self._also: list[tuple[str, dict[str, str]]] = []
+        self._item: Counter | None = None
 
-    def also(self, name: str, **labels: str) -> PluginMetric:
-        """Keep counting under an older name and labels too (backward compatibility)."""
-        self._also.append((name, labels))
-        return self
-
-    def _bound(self) -> list[Counter]:
-        if self._items is None:
+    def _bound(self) -> Counter:
+        item = self._item
+        if item is None:
             labels = {self._plugin.kind: self._plugin.id, **self.labels}
-            self._items = [REGISTRY.counter(self.name, self.doc, **labels)]
-            self._items += [REGISTRY.counter(name, self.doc, **old) for name, old in self._also]
-        return self._items
+            item = self._item = REGISTRY.counter(self.name, self.doc, **labels)
+        return item
 
     def inc(self, amount: float = 1) -> None:
-        for item in self._bound():
-            item.inc(amount)
+        item = self._item
+        (item if item is not None else self._bound()).value += amount
 
     def set(self, value: float) -> None:
-        for item in self._bound():
-            item.set(value)
+        self._bound().value = value
 
     @property
     def value(self) -> float:
-        return self._bound()[0].value
+        return self._bound().value
