@@ -67,3 +67,17 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
         pytest.skip(f"rabbitmq-server is installed but could not start here: {exc}")
     yield server
     server.shutdown()
+
+
+@pytest.fixture
+async def s3():  # type: ignore[no-untyped-def]
+    """An S3 endpoint for this test: the stand-in, or a real one when LOGPIPE_TEST_S3_ENDPOINT
+    is set (tests/support/s3.py)."""
+    from tests.standins.s3 import S3Standin
+    from tests.support.s3 import REAL_ENDPOINT, real_target, standin_target
+
+    if REAL_ENDPOINT:
+        yield real_target()
+        return
+    async with S3Standin() as standin:
+        yield standin_target(standin)
