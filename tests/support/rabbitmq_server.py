@@ -28,6 +28,7 @@ from tests.support.net import free_port
 #: The server script itself: /usr/sbin/rabbitmq-server is a wrapper that switches to the
 #: `rabbitmq` user and /var/lib/rabbitmq, which a test node must not use.
 SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 EPMD = shutil.which("epmd")
 AVAILABLE = Path(SCRIPT).exists() and EPMD is not None
 BOOT_TIMEOUT = 90.0
@@ -105,6 +106,20 @@ class RabbitMQServer:
         assert EPMD is not None
         subprocess.run([EPMD, "-port", str(self.epmd_port), "-kill"], capture_output=True, timeout=10,
                        env={"ERL_EPMD_PORT": str(self.epmd_port), "PATH": "/usr/bin:/bin"})
+
+    def ctl(self, *args: str) -> str:
+        """`rabbitmqctl` against this node (its cookie and epmd port), e.g. ctl("list_queues")."""
+        result = subprocess.run([CTL, "-n", self.node, "-q", *args], env=self.environment(), capture_output=True,
+                                text=True, timeout=60, check=True)
+        return result.stdout
+
+    def unacknowledged(self, queue: str) -> int:
+        """Messages of `queue` delivered to a consumer and not yet acknowledged."""
+        for line in self.ctl("list_queues", "name", "messages_unacknowledged", "--no-table-headers").splitlines():
+            name, _, count = line.strip().partition("\t")
+            if name == queue:
+                return int(count)
+        raise LookupError(queue)
 
     def log_tail(self) -> str:
         logs = sorted((self.directory / "log").glob("*.log")) + [self.directory / "server.out"]
