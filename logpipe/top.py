@@ -82,9 +82,14 @@ def render(stats: dict[str, Any], previous: dict[str, Any] | None, seconds: floa
             f"{out.get('dropped', 0):,}", f"{out.get('buffered_events', 0):,}", _size(out.get("buffered_bytes", 0)),
             str(out.get("chunks", 0)), f"{out.get('oldest_undelivered_seconds', 0):.1f}s")
     parts: list[Any] = [head, flow, outputs]
-    files = [(name, f) for name, st in sorted((pipe.get("input_stats") or {}).items()) for f in st.get("files", [])]
-    if files:
-        tailed = Table(title="tailed files", expand=True)
+    inputs = sorted((pipe.get("input_stats") or {}).items())
+    files = [(name, f) for name, st in inputs for f in st.get("files", [])]
+    losses = "; ".join(
+        f"{name}: {_size(st.get('unread_rotated_bytes') or 0)} rotated away unread, "
+        f"{st.get('waiting_for_descriptor') or 0} file(s) waiting for a descriptor"
+        for name, st in inputs if st.get("unread_rotated_bytes") or st.get("waiting_for_descriptor"))
+    if files or losses:
+        tailed = Table(title="tailed files", expand=True, caption=f"[red]{losses}[/]" if losses else None)
         for col in ("input", "file", "size", "read", "acknowledged", "lag"):
             tailed.add_column(col, justify="left" if col in ("input", "file") else "right", no_wrap=col != "file")
         for name, f in files[:20]:

@@ -18,18 +18,27 @@ reported before events flow), hold accepted peers until `run` has a context, cap
 connections, give every connection its own task so a bad peer only ever loses its
 own connection, and close everything when the input is cancelled. `ServerInput` is
 that life cycle as an Input base class, so each protocol only writes `_connection`.
+
+Accepting is logpipe's own loop, not asyncio's: it does not accept while the process is
+short of descriptors (logpipe/descriptors.py: the last ones are kept for outputs and
+positions), and when accept() fails with EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off (50 ms
+doubling to 2 s) instead of retrying at once; waiting clients stay in the kernel's
+backlog. That is logged once with what to do and counted in
+`logpipe_input_accept_paused_total`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from logpipe.base import Helper, Input, InputContext, Plugin
+from logpipe.descriptors import DESCRIPTORS, soft_limit
 from logpipe.errors import ConfigError, ProtocolError
 from logpipe.helpers.tls import TlsServer
 from logpipe.metrics import PluginMetric, PluginMetrics
@@ -39,6 +48,12 @@ __all__ = ["ConnectionServer", "Handler", "ProtocolError", "Server", "ServerInpu
 
 #: A connection handler: reader, writer and the peer's address (IP, or the socket name).
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
+
+#: accept() errors that mean "out of descriptors or memory": wait, do not spin.
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 2.0
+BACKLOG = 511
 
 
 class ConnectionServer:
@@ -55,29 +70,110 @@ class ConnectionServer:
         self._log = log
         self._metrics = metrics
         self._errors: dict[str, PluginMetric] = {}
-        self._server: asyncio.Server | None = None
+        self._sockets: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._running = asyncio.Event()
         self.port = port
         self._connections = metrics.gauge("connections", "open connections")
+        self._paused = metrics.counter("accept_paused", "times accepting paused for lack of descriptors")
+        self._said_short = False
 
     async def bind(self) -> int:
         """Listen; returns the bound port (useful with port 0). Peers that connect before
         `serve` wait for it instead of being refused."""
         try:
-            self._server = await asyncio.start_server(
-                self._accept, self._host, self._port, ssl=self._ssl,
-                reuse_address=True, limit=self._stream_limit,
-            )
+            self._sockets = await self._listen()
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}", setting="port") from exc
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self._sockets[0].getsockname()[1]
+        self._acceptors = [asyncio.create_task(self._accept_loop(s), name=f"accept:{self._metrics.id}")
+                           for s in self._sockets]
         return self.port
+
+    async def _listen(self) -> list[socket.socket]:
+        """One listening socket per address the host resolves to (as asyncio.start_server),
+        all on the same port (the first one's, when port is 0)."""
+        loop = asyncio.get_running_loop()
+        host = None if self._host in ("", "*") else self._host
+        infos = await loop.getaddrinfo(host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
+        port = self._port
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((address[0], port, *address[2:]))
+                port = sock.getsockname()[1]
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = BACKOFF_FIRST
+        while True:
+            if DESCRIPTORS.headroom() <= 0:
+                self._short_of_descriptors("the last descriptors are kept for outputs and positions")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno not in OUT_OF_RESOURCES:
+                    self._log.warning("accept on port %s failed: %s", self.port, exc)
+                    await asyncio.sleep(BACKOFF_FIRST)
+                    continue
+                self._short_of_descriptors(str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_FIRST
+            DESCRIPTORS.took()
+            task = asyncio.create_task(self._start_connection(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _short_of_descriptors(self, why: str) -> None:
+        self._paused.inc()
+        if not self._said_short:
+            self._said_short = True
+            self._log.error(
+                "%s: not accepting new connections for now (%s; ulimit -n is %d): clients wait in the "
+                "backlog. Raise the open-files limit (ulimit -n, LimitNOFILE=), lower max_connections or "
+                "the tail inputs' max_open_files", self._metrics.id, why, soft_limit())
+
+    async def _start_connection(self, conn: socket.socket) -> None:
+        """The accepted socket as a stream pair (with the TLS handshake, in this task so a slow
+        handshake holds only itself), then the handler."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=self._stream_limit)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=self._ssl)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            conn.close()
+            DESCRIPTORS.gave()
+            self._log.debug("connection setup failed: %r", exc)
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            await self._accept(reader, writer)
+        finally:
+            DESCRIPTORS.gave()
 
     async def serve(self) -> None:
         """Accept connections until cancelled, then close every connection."""
-        if self._server is None:
+        if not self._sockets:
             await self.bind()
         self._running.set()
         try:
@@ -95,9 +191,13 @@ class ConnectionServer:
         self._log.warning("closing connection from %s: %s", peer, message)
 
     async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        acceptors, self._acceptors = self._acceptors, []
+        for task in acceptors:
+            task.cancel()
+        await asyncio.gather(*acceptors, return_exceptions=True)
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
         for writer in list(self._writers):
             writer.close()
         tasks = list(self._tasks)
@@ -105,20 +205,14 @@ class ConnectionServer:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else str(peer)
-        if self._max and len(self._tasks) >= self._max:
+        if self._max and len(self._tasks) > self._max:  # this connection's own task is counted
             self.error("max_connections", peer, f"more than {self._max} connections")
             writer.close()
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
         self._writers.add(writer)
         self._connections.inc()
         try:
@@ -134,7 +228,6 @@ class ConnectionServer:
             self._log.exception("connection from %s failed", peer)
         finally:
             self._connections.inc(-1)
-            self._tasks.discard(task)  # type: ignore[arg-type]
             self._writers.discard(writer)
             writer.close()
 

@@ -8,6 +8,9 @@ keeps answering quickly, and VmRSS stays under a stated bound.
 
 from __future__ import annotations
 
+import functools
+import os
+import resource
 import socket
 import subprocess
 import sys
@@ -27,7 +30,8 @@ POLL = 0.02
 class Daemon:
     """`python -m logpipe.cli run -f CONFIG` with the HTTP API on a free port."""
 
-    def __init__(self, tmp: Path, config: str, shutdown_timeout: float = 5.0) -> None:
+    def __init__(self, tmp: Path, config: str, shutdown_timeout: float = 5.0, nofile: int | None = None) -> None:
+        """`nofile`: the daemon's RLIMIT_NOFILE (soft and hard), as `ulimit -n` would set it."""
         self.config = tmp / "logpipe.conf"
         self.config.write_text(config)
         state = tmp / "state"
@@ -40,6 +44,7 @@ class Daemon:
                  "--state-dir", str(state), "--http-port", str(self.http_port),
                  "--shutdown-timeout", str(shutdown_timeout)],
                 stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
+                preexec_fn=None if nofile is None else functools.partial(_limit_files, nofile),
             )
 
     def alive(self) -> bool:
@@ -96,6 +101,16 @@ class Daemon:
         if self.alive():
             self.proc.kill()
             self.proc.wait(10)
+
+
+def _limit_files(n: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Watch:

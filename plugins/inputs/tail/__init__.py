@@ -71,7 +71,6 @@ TAIL_NO_EFFECT = {
     "enable_stat_watcher": "logpipe polls with stat_interval, there is no inotify watcher",
     "enable_watch_timer": "logpipe polls with stat_interval",
     "skip_refresh_on_startup": "paths are expanded once at start either way",
-    "open_on_every_update": "files stay open until rotated and released",
     "ignore_repeated_permission_error": "permission errors are logged once per file already",
     "read_bytes_limit_per_second": "reads are bounded by batch_size and backpressure",
     "pos_file_compaction_interval": "the position file is rewritten whole, never grows",
@@ -114,6 +113,9 @@ _SHARED_SETTINGS = [
     Setting("batch_size", "int", 2048, doc="maximum events per emitted batch"),
     Setting("save_interval", "duration", 1.0, doc="how often acknowledged positions are written"),
     Setting("stat_interval", "duration", 0.25, doc="how often idle files are checked for new data"),
+    Setting("max_open_files", "int", min=1, spellings=("harvester_limit",),
+            doc="files this input holds open at once; the others wait their turn (default: half of the "
+                "process's descriptors left after a reserve for outputs and positions)"),
 ]
 
 
@@ -135,6 +137,11 @@ class TailInput(Input):
                 doc="emit lines the parser refuses as {\"unmatched_line\": line} instead of dropping them"),
         Setting("read_lines_limit", "int", doc="Fluentd: lines per read; here the batch size when set"),
         Setting("from_encoding", "string", doc="Fluentd: character set of the files (same as encoding)"),
+        Setting("close_inactive", "duration",
+                doc="close a file read to its end after this long without new data; reopened when it grows"),
+        Setting("open_on_every_update", "bool", False,
+                doc="Fluentd: close each file once read to its end, open it again when it grows "
+                    "(close_inactive 0)"),
         *[Setting(name, "any", doc=f"Fluentd in_tail {name}: {why} (accepted, logged once)")
           for name, why in TAIL_NO_EFFECT.items()],
     ]
@@ -171,10 +178,12 @@ class TailInput(Input):
             refresh_interval=p["refresh_interval"],
             ignore_older=p["ignore_older"] if p["ignore_older"] is not None else p["limit_recently_modified"],
             save_interval=p["save_interval"],
+            close_inactive=0.0 if p["open_on_every_update"] else p["close_inactive"],
         )
 
     def _options(self, ctx: InputContext, *, excludes: list[Any], read_from_head: bool, pos_file: str | None,
-                 refresh_interval: float, ignore_older: float | None, save_interval: float) -> TailOptions:
+                 refresh_interval: float, ignore_older: float | None, save_interval: float,
+                 close_inactive: float | None) -> TailOptions:
         """The engine's options from the settings both names share, plus the ones each
         spells its own way (passed in)."""
         p = self.params
@@ -199,6 +208,8 @@ class TailInput(Input):
             batch_size=p.get("read_lines_limit") or p["batch_size"],
             save_interval=save_interval,
             container=self._container,
+            max_open_files=p["max_open_files"],
+            close_inactive=close_inactive,
         )
 
     def decorator(self) -> Decorate | None:
@@ -222,8 +233,12 @@ class TailInput(Input):
             self._tailer.close()
 
     def stats(self) -> dict[str, Any]:
-        """Per tailed file: size, bytes read, bytes acknowledged and the lag (/stats, logpipe top)."""
-        return {"files": self._tailer.stats()} if self._tailer is not None else {}
+        """Per tailed file: size, bytes read, bytes acknowledged and the lag; for the input: files
+        waiting for a descriptor and bytes of rotated files never read (/stats, logpipe top)."""
+        if self._tailer is None:
+            return {}
+        return {"files": self._tailer.stats(), "waiting_for_descriptor": len(self._tailer.waiting),
+                "unread_rotated_bytes": int(self._tailer.m_unread.value)}
 
 
 class FileInput(TailInput):
@@ -240,6 +255,8 @@ class FileInput(TailInput):
         Setting("sincedb_write_interval", "duration", doc="Logstash's name for save_interval"),
         Setting("discover_interval", "int", 15, doc="expand the globs every this many stat_intervals"),
         Setting("mode", "string", "tail", choices=("tail",), doc="only tail mode is supported"),
+        Setting("close_older", "duration", 3600.0,
+                doc="close a file read to its end after this long without new data; reopened when it grows"),
         Setting("ecs_compatibility", "string", choices=ecs.MODES,
                 doc="field layout: [log][file][path]/[host][name] (v1, v8) or path/host (disabled)"),
     ]
@@ -259,6 +276,7 @@ class FileInput(TailInput):
             refresh_interval=p["discover_interval"] * p["stat_interval"],
             ignore_older=p["ignore_older"],
             save_interval=p["sincedb_write_interval"] or p["save_interval"],
+            close_inactive=p["close_older"],
         )
 
     def decorator(self) -> Decorate | None:

@@ -13,18 +13,30 @@ means rename rotation: the old file stays open and is read to its end until
 `rotate_wait` has passed without data, the new one is read from its head. A file
 smaller than the read position, or whose first bytes changed, was truncated
 (copytruncate): it is read again from 0 with a fresh acknowledgement window.
+
+Descriptors (issue 12, item 9): the tail inputs of a process hold at most half of the
+descriptors left after the reserve of logpipe/descriptors.py, or `max_open_files` each.
+A file found while none is free waits (FIFO) in `waiting`; a file read to its end gives
+its descriptor up at once while others wait, and after `close_inactive`/`close_older`
+of quiet in any case; a closed file is kept with its offsets (in `released`) and opened
+again when it grows. Bytes of a file that vanished while it waited or was closed, and of
+a saved position whose file is gone at start, are counted in
+`logpipe_input_tail_unread_rotated_bytes_total`: the loss a shipper can see, said out loud.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from logpipe.descriptors import DESCRIPTORS, soft_limit, tail_budget
 from logpipe.helpers.container_log import Decoded
 from logpipe.helpers.multiline import Joined
 from logpipe.helpers.multiline_presets import make_joiner
@@ -43,6 +55,18 @@ READ_CHUNK = 1 << 20
 READ_BUDGET = 8 << 20
 
 
+@dataclass
+class Waiting:
+    """A file found while no descriptor was free: where it is, how it was found (from
+    its head, or at `at`, the size when found, for a file that starts at its end) and its
+    size at the last look."""
+
+    path: str
+    from_head: bool
+    at: int | None
+    size: int
+
+
 class Tailer:
     """Discovers, reads, rotates and releases the files of one tail input, and keeps
     their acknowledged positions."""
@@ -53,6 +77,8 @@ class Tailer:
         self.matcher = PathMatcher(opts.paths, opts.excludes)
         self.files: dict[Key, TailedFile] = {}
         self.released: dict[Key, TailedFile] = {}
+        self.waiting: dict[Key, Waiting] = {}
+        self._said_short = False
         #: Identities the globs matched at the last discovery, under whatever name.
         self.last_seen: set[Key] = set()
         self.ignored: dict[Key, int] = {}
@@ -67,6 +93,8 @@ class Tailer:
         self.m_rotations = metrics.counter("tail_rotations", "rotations and truncations seen")
         self.m_container_failures = metrics.counter("tail_container_parse_failures",
                                                     "lines that are not valid CRI / docker json-file")
+        self.m_unread = metrics.counter("tail_unread_rotated_bytes",
+                                        "bytes of rotated or deleted files that were never read")
 
     # ---- main loop ---------------------------------------------------------------
 
@@ -96,6 +124,8 @@ class Tailer:
                         self.drop(f, exc)
                 await self.flush_multiline(clock())
                 await self.reap(clock())
+                self.close_idle(clock())
+                self.open_waiting()
                 self.maybe_save(now)
                 await asyncio.sleep(0 if progressed else opts.stat_interval)
         finally:
@@ -107,7 +137,7 @@ class Tailer:
         self.save()
         for f in list(self.files.values()) + list(self.released.values()):
             if f.fd is not None:
-                os.close(f.fd)
+                self.close_fd(f.fd)
                 f.fd = None
 
     # ---- discovery and rotation ------------------------------------------------------
@@ -127,6 +157,10 @@ class Tailer:
                 if f.path != path or f.rotated_at is not None:
                     f.path, f.rotated_at = path, None
                 continue
+            waiting = self.waiting.get(key)
+            if waiting is not None:
+                waiting.path, waiting.size = path, st.st_size
+                continue
             if self.opts.ignore_older is not None and now_wall - st.st_mtime > self.opts.ignore_older:
                 # Logstash: an ignored file that is written to later is read from where it was ignored.
                 self.ignored.setdefault(key, st.st_size)
@@ -135,9 +169,40 @@ class Tailer:
         self.last_seen = seen
         if self.ignored.keys() - seen:  # ignored files gone from the globs: forget them (bounded)
             self.ignored = {k: v for k, v in self.ignored.items() if k in seen}
+        for key in self.waiting.keys() - seen:
+            self.lose_waiting(key)
         if initial:
             self.recover_rotated()
+            self.count_vanished()
 
+    def lose_waiting(self, key: Key) -> None:
+        """A file that waited for a descriptor is gone from the globs (rotated away, deleted):
+        what it held past where it would have been read from is lost, and counted."""
+        w = self.waiting.pop(key)
+        old = self.released.pop(key, None)
+        if old is not None:
+            start = old.read_pos
+        elif w.at is not None:
+            start = w.at
+        else:
+            stored = self.stored.get(key)
+            start = stored.offset if stored is not None and not w.from_head else 0
+        self.count_unread(w.path, w.size - start)
+
+    def count_vanished(self) -> None:
+        """At start: saved positions whose file is nowhere (deleted while logpipe was down,
+        or rotated out of reach) lost what lay between the offset and the saved size."""
+        for key, p in list(self.stored.items()):
+            if key in self.files or key in self.waiting or _still_there(p):
+                continue
+            del self.stored[key]
+            self.count_unread(p.path, p.size - p.offset)
+
+    def count_unread(self, path: str, nbytes: int) -> None:
+        if nbytes > 0:
+            self.m_unread.inc(nbytes)
+            log.warning("%s went away with %d byte(s) never read (rotated or deleted before it had a "
+                        "descriptor, or while logpipe was stopped)", path, nbytes)
     def check_rotation(self, now: float) -> None:
         for f in list(self.files.values()):
             if f.rotated_at is not None:
@@ -153,17 +218,116 @@ class Tailer:
                 self.m_rotations.inc()
                 if key not in self.files and not self.matcher.excluded(f.path):
                     self.open(f.path, from_head=True)
+        self.check_closed(now)
 
-    def open(self, path: str, from_head: bool) -> TailedFile | None:
+    def check_closed(self, now: float) -> None:
+        """Files closed while quiet: opened again when they change; marked rotated when their
+        path names another file or none (then forgotten as rotated files are)."""
+        for key, f in list(self.released.items()):
+            if f.rotated_at is not None or key in self.waiting:
+                continue
+            try:
+                st = os.stat(f.path)
+            except OSError:
+                f.rotated_at = now
+                continue
+            if (st.st_dev, st.st_ino) != key:
+                f.rotated_at = now
+                continue
+            f.last_size = st.st_size
+            if st.st_size != f.read_pos or st.st_mtime_ns != f.mtime_ns:
+                self.open(f.path, from_head=True)  # resumes at its offset unless it was truncated
+
+    # ---- descriptors ---------------------------------------------------------------
+
+    def can_open(self) -> bool:
+        """A descriptor is free for one more file: below this input's max_open_files (or the
+        tail inputs' shared budget), and never into the process's reserve."""
+        if DESCRIPTORS.headroom() <= 0:
+            return False
+        if self.opts.max_open_files is not None:
+            return len(self.files) < self.opts.max_open_files
+        return DESCRIPTORS.tail_open < tail_budget()
+
+    def close_fd(self, fd: int) -> None:
+        os.close(fd)
+        DESCRIPTORS.gave()
+        DESCRIPTORS.tail_open -= 1
+
+    def park(self, path: str, from_head: bool, at: int | None, why: str) -> None:
+        """No descriptor for `path` now: it waits for one (FIFO)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self.files or key in self.waiting:
+            return
+        if at is None and not from_head and not self.opts.read_from_head and key not in self.stored \
+                and key not in self.released:
+            at = st.st_size  # a file that starts at its end starts at its end as found now
+        self.waiting[key] = Waiting(path, from_head, at, st.st_size)
+        if not self._said_short:
+            self._said_short = True
+            limit = self.opts.max_open_files
+            log.error("%s: %s; files wait for a descriptor and are read in turn (ulimit -n is %d, %s). "
+                      "Raise the open-files limit (ulimit -n, LimitNOFILE=), set max_open_files, or "
+                      "close_older/close_inactive so quiet files let theirs go", self.ctx.plugin_id, why,
+                      soft_limit(), f"max_open_files {limit}" if limit is not None
+                      else f"the tail inputs' share is {tail_budget()}")
+
+    def open_waiting(self) -> None:
+        """Open waiting files while descriptors are free, first found first."""
+        for key, w in list(self.waiting.items()):
+            if not self.can_open():
+                return
+            try:
+                st = os.stat(w.path)
+            except OSError:
+                continue  # the next discovery finds it under its new name, or counts it lost
+            if (st.st_dev, st.st_ino) != key:
+                continue
+            del self.waiting[key]
+            self.open(w.path, w.from_head, w.at)
+
+    def close_idle(self, now: float) -> None:
+        """Files read to their end let their descriptor go: after close_inactive without data,
+        and at once, quietest first, while other files wait for one."""
+        idle = [f for f in self.files.values()
+                if f.at_eof and f.rotated_at is None and f.fd is not None and not f.holds_back]
+        if not idle:
+            return
+        wait = self.opts.close_inactive
+        closing = [f for f in idle if wait is not None and now - f.last_data >= wait]
+        need = len(self.waiting) - len(closing) if self.waiting and not self.can_open() else 0
+        if need > 0:
+            rest = sorted((f for f in idle if f not in closing), key=lambda f: f.last_data)
+            closing += rest[:need]
+        for f in closing:
+            assert f.fd is not None
+            self.close_fd(f.fd)
+            f.fd = None
+            del self.files[f.key]
+            self.released[f.key] = f
+
+    def open(self, path: str, from_head: bool, at: int | None = None) -> TailedFile | None:
+        if not self.can_open():
+            self.park(path, from_head, at, "the descriptor budget of the tail inputs is in use")
+            return None
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            log.warning("cannot open %s: %s", path, exc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.park(path, from_head, at, str(exc))
+            else:
+                log.warning("cannot open %s: %s", path, exc)
             return None
+        DESCRIPTORS.took()
+        DESCRIPTORS.tail_open += 1
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
         if key in self.files:
-            os.close(fd)
+            self.close_fd(fd)
             return None
         fp = fingerprint(fd, FINGERPRINT_BYTES)
         old = self.released.pop(key, None)
@@ -185,7 +349,7 @@ class Tailer:
             original.frozen_until = time.monotonic() + self.opts.rotate_wait
             log.info("%s is a copy of %s; continuing at offset %d", path, original.path, offset)
         else:
-            offset = self.start_offset(fd, st, key, path, from_head)
+            offset = self.start_offset(fd, st, key, path, from_head, at)
         f = TailedFile(path, key, fd, tag_for(self.opts.tag, path), offset, fp, self.opts, self.mark_dirty)
         f.container = self.new_container()
         self.files[key] = f
@@ -215,7 +379,8 @@ class Tailer:
                 return f
         return None
 
-    def start_offset(self, fd: int, st: os.stat_result, key: Key, path: str, from_head: bool) -> int:
+    def start_offset(self, fd: int, st: os.stat_result, key: Key, path: str, from_head: bool,
+                     at: int | None = None) -> int:
         stored = self.stored.pop(key, None)
         if stored is not None:
             if st.st_size >= stored.offset and fingerprint(fd, stored.fp_len)[0] == stored.fp:
@@ -229,7 +394,7 @@ class Tailer:
             return 0
         if any(p.path == path for p in self.stored.values()):
             return 0  # a known path with a new inode: rotated while we were stopped
-        return st.st_size
+        return st.st_size if at is None else min(at, st.st_size)
 
     def recover_rotated(self) -> None:
         """A file rotated while we were stopped: its saved inode now lives under another
@@ -262,7 +427,7 @@ class Tailer:
         if fd is None:
             return False
         st = os.fstat(fd)
-        size = st.st_size
+        size = f.last_size = st.st_size
         if f.frozen_until:
             if (size >= f.read_pos and time.monotonic() < f.frozen_until
                     and fingerprint(fd, f.fp_len)[0] == f.fp):
@@ -306,7 +471,7 @@ class Tailer:
         self.files.pop(f.key, None)
         if f.fd is not None:
             with contextlib.suppress(OSError):
-                os.close(f.fd)
+                self.close_fd(f.fd)
             f.fd = None
         self.released[f.key] = f
 
@@ -557,7 +722,7 @@ class Tailer:
                 continue
             await self.flush_file(f, final=True)
             deleted = os.fstat(f.fd).st_nlink == 0
-            os.close(f.fd)
+            self.close_fd(f.fd)
             f.fd = None
             del self.files[key]
             if not deleted:
@@ -622,6 +787,7 @@ class Tailer:
             if (f.rotated_at is not None and not f.acks.pending and key not in self.last_seen
                     and not _still_there(f.position())):
                 del self.released[key]
+                self.count_unread(f.path, f.last_size - f.read_pos)
 
 
 def _still_there(p: Position) -> bool:

@@ -55,6 +55,10 @@ class TailOptions:
     fluent_parser: Callable[[list[str]], tuple[list[dict[str, Any] | None], list[int | None]]] | None = None
     #: Container runtime logs (CRI / docker json-file): decoded before multiline, which then runs per stream.
     container: ContainerFormat | None = None
+    #: Descriptors this input may hold (None: its share of the process's, logpipe/descriptors.py).
+    max_open_files: int | None = None
+    #: Close a file read to its end and quiet this long; reopened when it grows (None: never).
+    close_inactive: float | None = None
 
 
 def fingerprint(fd: int, length: int) -> tuple[str, int]:
@@ -88,10 +92,20 @@ class TailedFile:
         self.at_eof = False
         self.frozen_until = 0.0
         self.last_line: bytes | None = None
+        #: Size at the last look: what a file that vanishes while closed leaves unread.
+        self.last_size = offset
         os.lseek(fd, offset, os.SEEK_SET)
 
     def position(self) -> Position:
-        return Position(self.path, self.key[0], self.key[1], self.acks.committed, self.fp, self.fp_len)
+        return Position(self.path, self.key[0], self.key[1], self.acks.committed, self.fp, self.fp_len,
+                        max(self.last_size, self.read_pos))
+
+    @property
+    def holds_back(self) -> bool:
+        """Whether an event is held (multiline, container partial line) that only a later line
+        or the flush timer emits: such a file keeps its descriptor."""
+        return bool((self.multiline is not None and self.multiline.pending)
+                    or (self.container is not None and self.container.hold is not None))
 
     def origins(self, ends: list[int]) -> list[tuple[int, str, int]]:
         """`meta["_origin"]` of lines ending at `ends` (ascending): inode, fingerprint, end.

@@ -31,6 +31,8 @@ class Position:
     offset: int
     fp: str
     fp_len: int
+    #: The file's size when saved: if it is gone at the next start, size - offset went unread.
+    size: int = 0
 
     @property
     def key(self) -> Key:
@@ -48,7 +50,7 @@ def load_positions(path: str | None) -> dict[Key, Position]:
         result = {}
         for e in entries:
             pos = Position(str(e["path"]), int(e["dev"]), int(e["ino"]), int(e["offset"]),
-                           str(e["fp"]), int(e["fp_len"]))
+                           str(e["fp"]), int(e["fp_len"]), int(e.get("size", e["offset"])))
             result[pos.key] = pos
         return result
     except FileNotFoundError:
@@ -63,7 +65,8 @@ def save_positions(path: str | None, positions: list[Position]) -> None:
     if path is None:
         return
     doc = {"version": 1, "files": [
-        {"path": p.path, "dev": p.dev, "ino": p.ino, "offset": p.offset, "fp": p.fp, "fp_len": p.fp_len}
+        {"path": p.path, "dev": p.dev, "ino": p.ino, "offset": p.offset, "fp": p.fp, "fp_len": p.fp_len,
+         "size": p.size}
         for p in positions
     ]}
     directory = os.path.dirname(os.path.abspath(path))
