@@ -45,7 +45,8 @@ async def test_a_file_rotated_and_deleted_while_it_waited_is_counted(tmp_path: P
     doomed = logs / "b.log"
     doomed.write_text("".join(f"b line {i:04d}\n" for i in range(200)))
     size = doomed.stat().st_size
-    plugin = TailInput(id="unread_waiting", path=[f"{logs}/*.log"], read_from_head=True, pos_file="/dev/null", stat_interval=0.02,
+    plugin = TailInput(id="unread_waiting", path=[f"{logs}/*.log"], read_from_head=True, pos_file="/dev/null",
+                       stat_interval=0.02,
                        refresh_interval=0.05, max_open_files=1)
     sink = GatedLines()
     task = asyncio.create_task(plugin.run(InputContext(sink.emit, str(tmp_path / "state"), "unread-1")))
