@@ -33,11 +33,9 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter
 from logpipe.helpers.broker_message import encode_event
+from logpipe.helpers.format_section import FORMAT_SECTION, codec_from_settings
 from logpipe.helpers.kafka_client import KafkaConnection
-from logpipe.plugin import Codec, Output, RetryableError, Section, Setting, WriteResult, compile_sprintf
-from logpipe.registry import create_codec
-
-_FORMATS = ("json", "single_value", "msgpack")
+from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult, compile_sprintf
 
 
 class KafkaOutput(Output):
@@ -67,11 +65,7 @@ class KafkaOutput(Output):
         Setting("linger_ms", "int", default=0, min=0, doc="wait this long for more records to batch"),
         Setting("max_request_size", "int", default=1_048_576, min=1, doc="largest request (and record) sent"),
         Setting("codec", "codec", default="json", doc="how an event becomes a record value"),
-        Section("format", [
-            Setting("@type", "string", default="json", choices=_FORMATS, doc="json, single_value, msgpack"),
-            Setting("message_key", "string", default="message", doc="single_value: the field written"),
-            Setting("add_newline", "bool", default=True, doc="single_value: end with a newline"),
-        ], doc="Fluentd <format>: the record value's format (instead of codec)"),
+        FORMAT_SECTION,
     ]
     topic_id: str | None
     default_topic: str | None
@@ -89,8 +83,7 @@ class KafkaOutput(Output):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        if "format" in settings and "codec" not in settings:
-            self.codec = _format_codec(self.params["format"])
+        self.codec = codec_from_settings(settings, self.params) or self.codec
         self.acks: int | str = "all" if self.params["acks"] in ("all", "-1") else int(self.params["acks"])
         idempotent = self.params["enable_idempotence"]
         self.idempotent = self.acks == "all" if idempotent is None else idempotent
@@ -217,15 +210,6 @@ def _retriable(exc: BaseException) -> bool:
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, OSError, TimeoutError)):
         return True
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
-
-
-def _format_codec(section: Any) -> Codec:
-    """Fluentd's <format> as the codec that writes the same bytes."""
-    kind = section["@type"]
-    if kind == "single_value":
-        name = "line" if section["add_newline"] else "plain"
-        return create_codec(name, format=f"%{{[{section['message_key']}]}}")
-    return create_codec(kind)
 
 
 class _RoundRobinPartitioner:

@@ -31,6 +31,7 @@ from botocore.session import get_session
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers.format_section import FORMAT_SECTION, codec_from_settings
 from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
 
@@ -81,6 +82,7 @@ class S3Output(Output):
                 doc="rotate: minutes after which an object is written (the flush_interval default)"),
         Setting("upload_timeout", "duration", default=120.0, min=0.001, doc="how long one PutObject may take"),
         Setting("codec", "codec", default="json_lines", doc="how events become the object's lines"),
+        FORMAT_SECTION,
     ]
     bucket: str
     encoding: str
@@ -90,6 +92,7 @@ class S3Output(Output):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
+        self.codec = codec_from_settings(settings, self.params, lines=True) or self.codec
         p = self.params
         self._rotation_defaults(p)
         gzip_it = p["encoding"] == "gzip" or p["store_as"] == "gzip"

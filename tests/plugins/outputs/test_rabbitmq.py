@@ -169,3 +169,11 @@ async def test_every_message_has_its_own_message_id(rabbitmq_server: RabbitMQSer
         await out.close()
     got = await drain(rabbitmq_server, queue, 5)
     assert len({m.message_id for m in got}) == 5
+
+
+def test_a_fluentd_format_section_picks_the_codec() -> None:
+    cfg = load_config_string("<match **>\n  @type rabbitmq\n  exchange logs\n  exchange_type fanout\n"
+                             "  <format>\n    @type msgpack\n  </format>\n</match>\n", "fd.conf")
+    out = instantiate(first_plugin(cfg.outputs))
+    assert out.codec.name == "msgpack"  # type: ignore[attr-defined]
+    assert RabbitMQOutput(exchange="x", exchange_type="direct").codec.name == "json"

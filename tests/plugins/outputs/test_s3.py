@@ -204,3 +204,15 @@ def test_config_errors_are_placed() -> None:
     with pytest.raises(ConfigError) as kms:
         S3Output(bucket="b", ssekms_key_id="k", server_side_encryption=True)
     assert kms.value.setting == "ssekms_key_id"
+
+
+async def test_a_fluentd_format_section_writes_single_values(s3: S3Target, tmp_path: Path) -> None:
+    conf = (f"<match **>\n  @type s3\n  s3_bucket {s3.bucket}\n  s3_region {s3.region}\n"
+            f"  s3_endpoint {s3.endpoint}\n  force_path_style true\n  aws_key_id {s3.access_key}\n"
+            f"  aws_sec_key {s3.secret_key}\n  path {s3.prefix}\n  <format>\n    @type single_value\n  </format>\n"
+            "  <buffer>\n    flush_mode immediate\n  </buffer>\n</match>\n")
+    async with Pipeline.from_string(conf, state_dir=str(tmp_path)) as pipeline:
+        ack = await pipeline.emit_many("app", [{"message": "first"}, {"message": "second"}])
+        await asyncio.wait_for(ack, 15)
+    [(key, body)] = (await objects(s3)).items()
+    assert body == b"first\nsecond\n" and key.endswith(".log")
