@@ -447,6 +447,11 @@ class Output(Plugin):
     def describe(self, item: bytes) -> Any:
         return describe_item(item)
 
+    def chunk_bytes(self, item: bytes) -> bytes:
+        """The item as a Fluentd chunk of this output holds it (what secondary_file dumps):
+        the item itself; outputs that prefix a destination (logpipe.helpers.routed) strip it."""
+        return item
+
 
 # ---- codecs ----------------------------------------------------------------------
 

@@ -128,9 +128,11 @@ def _append_durably(path: str, data: bytes) -> None:
 
 class DeadLetter:
     def __init__(self, output_id: str, path: str | None, secondary: Output | None, log: logging.Logger,
-                 describe: Describe | None = None) -> None:
+                 describe: Describe | None = None, raw: Callable[[bytes], bytes] | None = None) -> None:
         self.output_id = output_id
         self.describe = describe or describe_item
+        #: The primary's item as its chunk holds it (Output.chunk_bytes), for secondaries that dump chunks.
+        self.raw = raw or (lambda item: item)
         self.path = path
         self.secondary = secondary
         self.log = log
@@ -165,7 +167,11 @@ class DeadLetter:
         secondary = self.secondary
         assert secondary is not None
         events = [as_event(failed, tag, self.describe) for failed, _ in failures]
+        dump = getattr(secondary, "write_failed", None)  # secondary_file: the chunk as the primary buffered it
         try:
+            if dump is not None:
+                await dump([failed for failed, _ in failures], tag, self.raw)
+                return []
             result = await secondary.write(events if secondary.wants_events else secondary.format(events))
         except asyncio.CancelledError:
             raise

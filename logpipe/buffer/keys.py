@@ -28,14 +28,22 @@ def _template(key: str) -> str:
     return "%{[" + key + "]}"
 
 
-def _time_slot(width_ns: int) -> Callable[[Event], int]:
+def _time_slot(width_ns: int, offset_ns: int) -> Callable[[Event], int]:
+    """The slot's start in ns (UTC); slots are cut at midnight of a zone `offset_ns` east of
+    UTC, as Fluentd's calculate_timekey does with timekey_zone."""
     def slot(ev: Event) -> int:
-        return ev.time - ev.time % width_ns
+        return ev.time - (ev.time + offset_ns) % width_ns
 
     return slot
 
 
-def compile_key_fn(chunk_keys: list[str], timekey: float | None) -> KeyFn | None:
+def time_slot_index(chunk_keys: list[str]) -> int | None:
+    """Where the time slot sits in a chunk key (tag first), None without a time key."""
+    extra = [k for k in chunk_keys if k != "tag"]
+    return 1 + extra.index("time") if "time" in extra else None
+
+
+def compile_key_fn(chunk_keys: list[str], timekey: float | None, offset_s: int = 0) -> KeyFn | None:
     """A function giving an event's chunk key, or None when the tag alone is the key."""
     extra = [k for k in chunk_keys if k != "tag"]
     if not extra:
@@ -44,7 +52,7 @@ def compile_key_fn(chunk_keys: list[str], timekey: float | None) -> KeyFn | None
     for key in extra:
         if key == "time":
             width = int((timekey or 86400) * 1_000_000_000)
-            parts.append(_time_slot(width))
+            parts.append(_time_slot(width, offset_s * 1_000_000_000))
         else:
             from logpipe.fields import compile_sprintf
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from logpipe.ack import Ack
 from logpipe.buffer.deadletter import DeadLetter, Failure, build_secondary
-from logpipe.buffer.keys import ChunkKey, compile_key_fn, group_events
+from logpipe.buffer.keys import ChunkKey, compile_key_fn, group_events, time_slot_index
 from logpipe.buffer.memory import MemoryStore
 from logpipe.buffer.retry import RETRIED, RetryPolicy, RetryState
 from logpipe.buffer.settings import BufferConfig, resolve_buffer_config
@@ -96,14 +96,20 @@ class OutputRunner:
         self.config: BufferConfig = resolve_buffer_config(output.params, type(output).buffer_defaults)
         cfg = self.config
         self._store = self._make_store(cfg, state_dir, self.id)
-        self._key_fn = compile_key_fn(cfg.chunk_keys, cfg.timekey)
+        self._key_fn = compile_key_fn(cfg.chunk_keys, cfg.timekey, cfg.timekey_offset())
+        #: lazy flush: where a chunk key holds its time slot (None: every chunk flushes by flush_interval).
+        self._slot_at = time_slot_index(cfg.chunk_keys) if cfg.flush_mode == "lazy" else None
         self._policy = RetryPolicy.from_config(cfg)
         self._clock = clock
         self._rng = rng
         self._sleep = sleep or self._interruptible_sleep
         self._retried = RETRIED + type(output).retryable_errors
         secondary = build_secondary(cfg.secondary, output_factory) if cfg.secondary else None
-        self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log, describe=output.describe)
+        bind = getattr(secondary, "bind_primary", None)
+        if bind is not None:
+            bind(cfg)  # a secondary whose placeholders depend on this output's chunk keys
+        self._dead = DeadLetter(self.id, cfg.dead_letter_path, secondary, log, describe=output.describe,
+                                raw=output.chunk_bytes)
         #: Chunks hold formatted items (bytes) unless the output wants events.
         self.formats = not output.wants_events
         self._staged: dict[ChunkKey, Chunk] = {}
@@ -162,7 +168,7 @@ class OutputRunner:
             raise
         self._tasks = [asyncio.create_task(self._worker(), name=f"flush:{self.id}:{i}")
                        for i in range(self.config.flush_thread_count)]
-        if self.config.flush_interval > 0:
+        if self.config.flush_interval > 0 or self._slot_at is not None:
             self._tasks.append(asyncio.create_task(self._flusher(), name=f"flusher:{self.id}"))
         self._work.set()
 
@@ -304,7 +310,7 @@ class OutputRunner:
         if ack.report is not None and self._store.durable:
             ack.report.add_stored(self.id, count)  # acknowledged at fsync; delivered later, maybe elsewhere
         self._account(total, count, 0)
-        if cfg.flush_interval == 0:
+        if cfg.flush_interval == 0 and self._slot_at is None:
             for chunk in list(self._staged.values()):
                 self._seal(chunk)
 
@@ -430,23 +436,33 @@ class OutputRunner:
 
     # ---- flushing --------------------------------------------------------------
 
+    def _due(self, chunk: Chunk, now: float, wall: float) -> float:
+        """When (monotonic) a staged chunk is sealed: flush_interval after its first event, or
+        in lazy mode (Fluentd's default for time chunks) once its slot and timekey_wait are over."""
+        if self._slot_at is None:
+            return chunk.created + self.config.flush_interval
+        cfg = self.config
+        slot_end = chunk.key[self._slot_at] / 1e9 + (cfg.timekey or 86400)
+        return now + (slot_end + cfg.timekey_wait - wall)
+
     async def _flusher(self) -> None:
-        """Seal staged chunks flush_interval after their first event."""
-        interval = self.config.flush_interval
+        """Seal staged chunks when they are due (see `_due`)."""
         while True:
             if not self._staged:
                 self._new_staged.clear()
                 await self._new_staged.wait()
                 continue
-            now = time.monotonic()
-            oldest = min(c.created for c in self._staged.values())
-            due = oldest + interval - now
-            if due > 0:
-                await asyncio.sleep(due)
-                continue
-            for chunk in list(self._staged.values()):
-                if now - chunk.created >= interval:
+            now, wall = time.monotonic(), time.time()
+            dues = [(chunk, self._due(chunk, now, wall)) for chunk in self._staged.values()]
+            for chunk, due in dues:
+                if due <= now:
                     self._seal(chunk)
+            waiting = [due for _, due in dues if due > now]
+            if waiting:
+                self._new_staged.clear()
+                with contextlib.suppress(TimeoutError):
+                    # A new chunk may be due earlier than those waiting (a lazy one of an old slot).
+                    await asyncio.wait_for(self._new_staged.wait(), min(waiting) - now)
 
     async def _worker(self) -> None:
         while True:

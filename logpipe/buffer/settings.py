@@ -20,12 +20,16 @@ Every flat setting is declared with no default so the engine can tell "written" 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from logpipe.errors import ConfigError
 from logpipe.settings import Setting, coerce_value
+
+log = logging.getLogger("logpipe.buffer")
 
 MIB = 1024 * 1024
 
@@ -65,6 +69,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "path": None,
     "fsync": "always",
     "fsync_interval": 1.0,
+    "flush_mode": "default",
+    "timekey_wait": 600.0,
+    "timekey_use_utc": False,
+    "timekey_zone": None,
 }
 
 OVERFLOW_ACTIONS = ("block", "drop_oldest_chunk", "throw_exception")
@@ -115,9 +123,16 @@ _DICT_NAMES: dict[str, str] = {
     "fsync": "buffer_fsync",
     "fsync_interval": "buffer_fsync_interval",
 }
+#: Fluentd <buffer> parameters of the time chunk key (declared here: only the dict form has them).
+_TIMEKEY_SETTINGS = {
+    "timekey_wait": Setting("timekey_wait", "duration", min=0,
+                            doc="lazy flush: a time chunk is written this long after its slot ends (600s)"),
+    "timekey_use_utc": Setting("timekey_use_utc", "bool", doc="cut time slots at UTC midnight, not local"),
+    "timekey_zone": Setting("timekey_zone", "string", doc="zone (offset or IANA name) the slots are cut in"),
+}
 #: Fluentd <buffer> parameters that have no meaning here, accepted so existing configs load.
 _IGNORED_DICT_KEYS = frozenset({
-    "timekey_wait", "timekey_use_utc", "timekey_zone", "chunk_full_threshold", "queued_chunks_limit_size",
+    "chunk_full_threshold", "queued_chunks_limit_size",
     "compress", "delayed_commit_timeout", "flush_thread_interval", "flush_thread_burst_interval",
     "retry_secondary_threshold", "disable_chunk_backup", "path_suffix", "queue_limit_length",
 })
@@ -152,6 +167,16 @@ class BufferConfig:
     secondary: dict[str, Any] | None
     fsync: str
     fsync_interval: float
+    #: interval (every flush_interval), lazy (a time chunk when its slot + timekey_wait is over),
+    #: immediate; "default" is resolved to one of them by resolve_buffer_config, as Fluentd does.
+    flush_mode: str = "interval"
+    timekey_wait: float = 600.0
+    timekey_use_utc: bool = False
+    timekey_zone: str | None = None
+
+    def timekey_offset(self) -> int:
+        """Seconds east of UTC that time slots are cut at (Fluentd: local zone unless timekey_use_utc)."""
+        return timekey_offset(self.timekey_use_utc, self.timekey_zone)
 
 
 def resolve_buffer_config(params: dict[str, Any], output_defaults: dict[str, Any] | None = None) -> BufferConfig:
@@ -182,6 +207,7 @@ def resolve_buffer_config(params: dict[str, Any], output_defaults: dict[str, Any
     for name in _FLAT_BY_NAME:
         if name != "buffer" and params.get(name) is not None:
             values[_FIELD_OF.get(name, name)] = params[name]
+    values["flush_mode"] = _flush_mode(values, section, params, prefs)
     values["overflow_action"] = {"throw": "throw_exception"}.get(values["overflow_action"],
                                                                  values["overflow_action"])
     values["retry_type"] = {"exponential": "exponential_backoff"}.get(values["retry_type"], values["retry_type"])
@@ -202,15 +228,23 @@ def _coerce_section(raw: dict[str, Any]) -> dict[str, Any]:
         if key in ("@type", "type"):
             out["type"] = str(value).strip().lower()
         elif key == "@args":
-            args = value if isinstance(value, list) else str(value).split(",")
-            out["chunk_keys"] = [str(a).strip() for a in args if str(a).strip()]
+            args = value if isinstance(value, list) else str(value).strip().strip("[]").split(",")
+            out["chunk_keys"] = [str(a).strip() for a in args if str(a).strip()]  # `<buffer []>`: none
         elif key == "flush_mode":
             mode = str(value).strip().lower()
             if mode not in ("default", "lazy", "interval", "immediate"):
                 raise ConfigError(f"buffer flush_mode must be default, lazy, interval or immediate, got {mode!r}",
-                                  setting="buffer")
+                                  setting="buffer.flush_mode")
+            out["flush_mode"] = mode
             if mode == "immediate":
                 out["flush_interval"] = 0.0
+        elif key in _TIMEKEY_SETTINGS:
+            try:
+                out[key] = coerce_value(_TIMEKEY_SETTINGS[key], value)
+            except ConfigError as exc:
+                raise ConfigError(f"<buffer> {key}: {exc.message}", setting=f"buffer.{key}") from None
+            if key == "timekey_zone":
+                timekey_offset(False, out[key])
         elif key in _IGNORED_DICT_KEYS:
             continue
         elif key in _DICT_NAMES:
@@ -224,6 +258,43 @@ def _coerce_section(raw: dict[str, Any]) -> dict[str, Any]:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown <buffer> parameter '{key}'{hint}", setting="buffer")
     return out
+
+
+def _flush_mode(values: dict[str, Any], section: dict[str, Any], params: dict[str, Any],
+                prefs: dict[str, Any]) -> str:
+    """Fluentd's choice for flush_mode default: interval when flush_interval is written flat
+    (v0.12 style), lazy when a Fluentd <buffer> (or the output's own default) chunks by time,
+    interval otherwise. Logstash-style flat chunk_keys keep interval."""
+    mode = values["flush_mode"]
+    if mode != "default":
+        return "interval" if mode == "immediate" else mode
+    if params.get("flush_interval") is not None:
+        return "interval"
+    time_from_fluentd = "chunk_keys" in section or "chunk_keys" in prefs and params.get("chunk_keys") is None
+    if "time" in values["chunk_keys"] and time_from_fluentd:
+        if "flush_interval" in section:
+            log.warning("'flush_interval' is ignored because default 'flush_mode' is not 'interval': 'lazy'")
+        return "lazy"
+    return "interval"
+
+
+def timekey_offset(use_utc: bool, zone: str | None) -> int:
+    """Seconds east of UTC of the zone time slots are cut in: UTC, `timekey_zone`, or the
+    local zone now (Fluentd takes `Time.now.strftime('%z')` once, at configure)."""
+    if use_utc:
+        return 0
+    if zone:
+        from datetime import datetime
+
+        from logpipe.timefmt import resolve_zone
+
+        try:
+            tz = resolve_zone(zone)
+        except ConfigError as exc:
+            raise ConfigError(f"<buffer> timekey_zone: {exc.message}", setting="buffer.timekey_zone") from None
+        offset = datetime.now(tz).utcoffset() if tz is not None else None
+        return int(offset.total_seconds()) if offset is not None else 0
+    return int(time.localtime().tm_gmtoff)
 
 
 def _check(config: BufferConfig) -> None:

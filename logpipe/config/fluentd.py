@@ -680,8 +680,12 @@ def plugin_node(element: Element, kind: str) -> PluginNode:
     name = _plugin_name(element)
     upgrade_v012(element, kind, name)
     type_key = "@type" if "@type" in element.params else "type"
-    node = PluginNode(kind, name, {}, element.params[type_key].value_pos, language="fluentd",
-                      directive_arg=element.arg)
+    if kind == "output" and name == "secondary_file":
+        raise ConfigError("secondary_file can only be used in the <secondary> section of an output",
+                          element.params[type_key].value_pos)
+    _rename_secondary(element)
+    node = PluginNode(kind, FLUENTD_NAMES.get((kind, name), name), {}, element.params[type_key].value_pos,
+                      language="fluentd", directive_arg=element.arg)
     for key, param in element.params.items():
         if key == type_key:
             continue
@@ -698,6 +702,22 @@ def plugin_node(element: Element, kind: str) -> PluginNode:
         node.setting_pos[name_] = group[0].pos
         _record_positions(node, name_, group)
     return node
+
+
+#: Fluentd plugins whose logpipe plugin has another name (the name alone is the Logstash plugin's).
+FLUENTD_NAMES = {("output", "file"): "fluent_file"}
+
+
+def _rename_secondary(element: Element) -> None:
+    """`<secondary> @type file` is Fluentd's out_file too."""
+    for child in element.children:
+        if child.name != "secondary":
+            continue
+        for key in ("@type", "type"):
+            param = child.params.get(key)
+            if param is not None and _plain(param.value) == "file":
+                child.params[key] = Param(key, BareWord(FLUENTD_NAMES[("output", "file")]), param.key_pos,
+                                          param.value_pos)
 
 
 def _record_positions(node: PluginNode, path: str, group: list[Element]) -> None:

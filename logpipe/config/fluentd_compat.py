@@ -49,6 +49,39 @@ INJECT_KEYS = ("include_time_key", "include_tag_key", "time_key", "time_format",
                "timezone")
 
 
+#: Outputs that take a <format> section, whose v0.12 flat parameters Fluentd copies into one.
+FORMAT_PLUGINS = frozenset({"file", "stdout"})
+#: compat_parameters' FORMATTER_PARAMS (Fluentd 1.14): flat name → <format> name.
+FORMATTER_KEYS = {
+    "format": "@type", "delimiter": "delimiter", "force_quotes": "force_quotes", "keys": "keys", "fields": "fields",
+    "json_parser": "json_parser", "label_delimiter": "label_delimiter", "output_time": "output_time",
+    "output_tag": "output_tag", "localtime": "localtime", "utc": "utc", "timezone": "timezone",
+    "message_key": "message_key", "add_newline": "add_newline", "output_type": "output_type",
+}
+#: Of those, the ones out_file/out_stdout do not declare themselves: moved, not copied.
+_FORMATTER_ONLY = frozenset(FORMATTER_KEYS) - {"localtime", "utc"}
+
+
+def _formatter_section(element: Any) -> None:
+    """compat_parameters_formatter: flat formatter parameters → a <format> section (when none is written)."""
+    from logpipe.config.fluentd import Element, Param
+
+    params = element.params
+    if any(c.name == "format" for c in element.children) or not any(k in params for k in FORMATTER_KEYS):
+        return
+    first = next(params[k] for k in params if k in FORMATTER_KEYS)
+    section = Element("format", "", first.key_pos)
+    for key in [k for k in params if k in FORMATTER_KEYS]:
+        param = params[key] if key not in _FORMATTER_ONLY else params.pop(key)
+        target = FORMATTER_KEYS[key]
+        section.params[target] = Param(target, param.value, param.key_pos, param.value_pos)
+    time_as_epoch = params.pop("time_as_epoch", None)
+    if time_as_epoch is not None and _true(time_as_epoch.value):
+        section.params["time_type"] = Param("time_type", BareWord("unixtime"), time_as_epoch.key_pos,
+                                            time_as_epoch.value_pos)
+    element.children.append(section)
+
+
 def _text(value: Any) -> str:
     return value.text if isinstance(value, BareWord) else str(value)
 
@@ -87,6 +120,10 @@ def upgrade_v012(element: Any, kind: str, name: str) -> None:
         children.append(section)
     if kind != "output":
         return
+    if name in FORMAT_PLUGINS:
+        _formatter_section(element)
+    # out_file also names its files with time_slice_format (configured_time_slice_format): it stays.
+    kept = params.get("time_slice_format") if name == "file" else None
     moved = [key for key in params if key in BUFFER_KEYS or key == "time_slice_format"]
     if moved:
         buffer = next((c for c in children if c.name == "buffer"), None)
@@ -101,6 +138,8 @@ def upgrade_v012(element: Any, kind: str, name: str) -> None:
                     buffer.arg = ",".join(["time", *keys])
                 buffer.params.setdefault("timekey", Param("timekey", BareWord(timekey_of(_text(param.value))),
                                                           param.key_pos, param.value_pos))
+                if kept is not None:
+                    params["time_slice_format"] = kept
                 continue
             target = BUFFER_KEYS[key]
             value = param.value

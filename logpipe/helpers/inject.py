@@ -60,6 +60,14 @@ def compile_strftime(fmt: str | None, zone: Any) -> Callable[[int], str]:
     return render
 
 
+def _iso8601(zone: Any) -> Callable[[int], str]:
+    """No time_format: Ruby's Time#iso8601, as Fluentd's TimeFormatter — `Z` in UTC, else `+09:00`."""
+    if zone is UTC:
+        return lambda ns: datetime.fromtimestamp(ns // NS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with_offset = compile_strftime("%Y-%m-%dT%H:%M:%S%:z", zone)
+    return with_offset
+
+
 def compile_injector(conf: dict[str, Any]) -> Callable[[Event], Event] | None:
     """The injection an `<inject>` dict asks for, None when it asks for nothing."""
     unknown = sorted(set(conf) - KNOWN)
@@ -86,7 +94,7 @@ def compile_injector(conf: dict[str, Any]) -> Callable[[Event], Event] | None:
         zone = UTC
     else:
         zone = None
-    render = compile_strftime(conf.get("time_format"), zone)
+    render = compile_strftime(conf["time_format"], zone) if conf.get("time_format") else _iso8601(zone)
     hostname = str(conf.get("hostname") or socket.gethostname())
     worker = os.environ.get("LOGPIPE_WORKER_ID", "0")
 

@@ -227,6 +227,9 @@ class ForwardOutput(Output):
             return [pack_routed(ev.tag, pack((ev.time // NS, ev.record))) for ev in events]
         return [pack_routed(ev.tag, pack((event_time(ev.time), ev.record))) for ev in events]
 
+    def chunk_bytes(self, item: bytes) -> bytes:
+        return unpack_routed(item)[1]  # the [time, record] entry, as out_forward's chunk holds it
+
     def describe(self, item: bytes) -> Any:
         tag, entry = unpack_routed(item)
         try:

@@ -253,8 +253,8 @@ def test_matches_are_one_first_match_wins_chain():
     ("tag", "filters", "outputs"),
     [
         ("web.access", ["f_web", "f_all"], ["elasticsearch", "stdout"]),
-        ("web.error", ["f_web", "f_all"], ["file"]),
-        ("app.b", ["f_all"], ["file"]),
+        ("web.error", ["f_web", "f_all"], ["fluent_file"]),
+        ("app.b", ["f_all"], ["fluent_file"]),
         ("app.c", ["f_all"], ["null"]),
         ("web", ["f_web", "f_all"], ["null"]),
     ],

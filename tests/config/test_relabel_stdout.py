@@ -30,6 +30,14 @@ async def test_relabel_sends_events_through_the_labels_filters_and_matches(tmp_p
 <match **>
   @type file
   path {rest}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 <label @STAGING>
   <filter app.**>
@@ -41,6 +49,14 @@ async def test_relabel_sends_events_through_the_labels_filters_and_matches(tmp_p
   <match **>
     @type file
     path {staged}
+    append true
+    add_path_suffix false
+    <format>
+      @type json
+    </format>
+    <buffer []>
+      @type memory
+    </buffer>
   </match>
 </label>
 """

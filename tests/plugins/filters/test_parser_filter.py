@@ -78,11 +78,27 @@ async def test_error_label_receives_what_the_parser_refused(tmp_path: Path) -> N
 <match app.**>
   @type file
   path {good}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 <label @ERROR>
   <match **>
     @type file
     path {errors}
+    append true
+    add_path_suffix false
+    <format>
+      @type json
+    </format>
+    <buffer []>
+      @type memory
+    </buffer>
   </match>
 </label>
 """
@@ -107,6 +123,14 @@ async def test_without_an_error_label_refused_events_reach_no_match(tmp_path: Pa
 <match **>
   @type file
   path {out}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 """
     async with Pipeline.from_string(config, state_dir=str(tmp_path / "s")) as pipeline:

@@ -43,7 +43,7 @@ async def test_forward_aggregator_config(tmp_path: Path, monkeypatch: pytest.Mon
         await out.start()
         assert await out.write(out.format(sent)) is None  # acked: durable in the aggregator's file buffer
         await out.close()
-        target = tmp_path / "aggregated" / "forward-2023.11.14.log"
+        target = tmp_path / "aggregated" / "forward.2023-11-14.log"
         async with asyncio.timeout(10):  # the buffer flushes after flush_interval (1s)
             while not target.exists() or len(target.read_text().splitlines()) < 50:
                 await asyncio.sleep(0.05)

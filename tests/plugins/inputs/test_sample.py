@@ -29,6 +29,14 @@ async def test_sample_records_cycle_with_a_counter_and_stop_at_count(tmp_path: P
 <match sample.**>
   @type file
   path {out}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 """
     pipeline = Pipeline.from_string(config, state_dir=str(tmp_path / "s"))
