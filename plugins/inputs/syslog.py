@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.fields import add_tag, compile_getter, compile_setter
+from logpipe.grok import Grok, GrokError, GrokTimeout
 from logpipe.helpers import ecs
 from logpipe.helpers.framing import SyslogFramer
 from logpipe.helpers.server import ProtocolError, ServerInput
@@ -45,6 +47,7 @@ from logpipe.helpers.syslog_parse import (
 from logpipe.helpers.tls import TlsServer
 from logpipe.helpers.udp import Datagram, DatagramServer
 from logpipe.plugin import Helper, InputContext, Setting
+from logpipe.timefmt import compile_joda_parser
 
 FAILURE_TAG = "_grokparsefailure_sysloginput"
 #: Settings only Fluentd's in_syslog has: any of them written makes the input Fluentd-shaped.
@@ -73,8 +76,13 @@ class SyslogInput(ServerInput):
         Setting("timezone", "string", doc="zone of RFC 3164 timestamps (default: this host's)"),
         Setting("locale", "string", doc="accepted for Logstash compatibility (month names are English)"),
         Setting("proxy_protocol", "bool", default=False, doc="TCP: the first line is a PROXY v1 header"),
-        Setting("grok_pattern", "string", doc="not supported: parse the message with a grok filter instead"),
-        Setting("syslog_field", "string", default="message", doc="accepted for Logstash compatibility"),
+        Setting("grok_pattern", "string",
+                doc="Logstash: parse each line with this grok pattern instead of the built-in RFC 3164/5424 "
+                    "parser (captures into the event, `[syslog_field]` overwritten, priority and `timestamp` "
+                    "read from the captures as Logstash's syslog input does)"),
+        Setting("syslog_field", "string", default="message",
+                doc="with grok_pattern: the field matched and overwritten"),
+        Setting("service_type", "string", default="system", doc="ECS with grok_pattern: [service][type]"),
         Setting("protocol_type", "string", choices=("udp", "tcp"),
                 doc="Fluentd (deprecated there): the transport; use <transport udp|tcp|tls>"),
         Setting("message_format", "string", choices=("auto", "rfc3164", "rfc5424"), doc="auto detects per message"),
@@ -116,12 +124,12 @@ class SyslogInput(ServerInput):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        if self.params["grok_pattern"] is not None:
-            raise ConfigError("grok_pattern is not supported: parse [message] with a grok filter after this input",
-                              setting="grok_pattern")
         written = set(settings)
         self.fluentd = self.params.get("tag") is not None or any(k in written for k in _FLUENTD_ONLY) \
             or self.setting_name("host") == "bind"
+        if self.fluentd and self.params["grok_pattern"] is not None:
+            raise ConfigError("grok_pattern is a Logstash syslog setting; in a Fluentd config parse with "
+                              "<parse> @type grok or a parser filter", setting="grok_pattern")
         parse = self.params["parse"] or {}
         fmt = self.message_format or str(parse.get("message_format", "auto"))
         if fmt not in ("auto", "rfc3164", "rfc5424"):
@@ -155,7 +163,12 @@ class SyslogInput(ServerInput):
         self._failures = self.metrics.counter("syslog_unparsed", "syslog lines that did not parse")
         self._oversized = self.metrics.counter("oversized", "lines over the size limit (dropped)")
         self._hostnames: dict[str, str] = {}
-        self._build = self._fluentd_builder() if self.fluentd else self._logstash_builder()
+        if self.fluentd:
+            self._build = self._fluentd_builder()
+        elif self.params["grok_pattern"] is not None:
+            self._build = self._grok_builder(self.params["grok_pattern"])
+        else:
+            self._build = self._logstash_builder()
 
     # ---- life cycle: TCP through ServerInput, UDP beside it --------------------------
 
@@ -331,6 +344,81 @@ class SyslogInput(ServerInput):
 
         return ecs_shape if ecs else legacy
 
+    def _grok_builder(self, pattern: str) -> Builder:
+        """Logstash's syslog input with `grok_pattern`: the line is matched against the pattern
+        (ECS-aware pattern set, the regex time budget); on a match the captures go into the
+        event and `[syslog_field]` is overwritten, the priority is read from its capture (13 when
+        absent), and `timestamp` is parsed with Logstash's formats (MMM dd HH:mm:ss,
+        MMM  d HH:mm:ss, MMM d HH:mm:ss, ISO8601) into the event time. No match (or a match
+        over its budget): the line is kept whole, tagged `_grokparsefailure_sysloginput`, and
+        given priority 13, as Logstash does."""
+        ecs_mode = self.ecs_compatibility
+        ecs_on = ecs_mode != "disabled"
+        try:
+            grok = Grok(pattern, ecs_compatibility="v1" if ecs_on else "disabled", timeout=GROK_BUDGET)
+        except GrokError as exc:
+            raise ConfigError(f"grok_pattern does not compile: {exc}", setting="grok_pattern") from None
+        tag = self.event_tag
+        set_original = compile_setter(self.params["syslog_field"])
+        keys = _priority_keys(ecs_on)
+        get_priority = compile_getter(keys["priority"])
+        setters = {name: compile_setter(ref) for name, ref in keys.items()}
+        parsers = [compile_joda_parser(f, self.timezone) for f in
+                   ("MMM dd HH:mm:ss", "MMM  d HH:mm:ss", "MMM d HH:mm:ss", "ISO8601")]
+        labels = self.use_labels
+        facility_labels, severity_labels = list(self.facility_labels), list(self.severity_labels)
+        service_type = self.params["service_type"]
+        failures = self._failures
+
+        def build(_msg: SyslogMessage | None, line: str, address: str, _hostname: str) -> Event:
+            ev = Event(tag, None, {})
+            if ecs_on:
+                ev.record["host"] = {"ip": address}
+                ev.record["event"] = {"original": line}
+            else:
+                ev.record["host"] = address
+            set_original(ev, line)
+            try:
+                captures = grok.match(line)
+            except GrokTimeout:
+                captures = None
+            if captures is None:
+                failures.inc()
+                ev.record["tags"] = [FAILURE_TAG]
+                priority = 13
+            else:
+                _merge(ev.record, captures)
+                raw = get_priority(ev)
+                priority = int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else 13
+                record = ev.record
+                if not ecs_on and "timestamp8601" in record:
+                    record["timestamp"] = record["timestamp8601"]
+                stamp = record.get("timestamp")
+                if isinstance(stamp, str):
+                    for parse in parsers:
+                        ns = parse(stamp)
+                        if ns is not None:
+                            ev.time = ns
+                            break
+                    else:
+                        add_tag(ev, "_dateparsefailure")
+                    if ecs_on:
+                        del record["timestamp"]
+                if ecs_on and service_type:
+                    ev.record.setdefault("service", {}).setdefault("type", service_type)
+            facility, severity = priority >> 3, priority & 7
+            setters["priority"](ev, priority)
+            setters["facility"](ev, facility)
+            setters["severity"](ev, severity)
+            if labels:
+                if facility < len(facility_labels):
+                    setters["facility_label"](ev, facility_labels[facility])
+                if severity < len(severity_labels):
+                    setters["severity_label"](ev, severity_labels[severity])
+            return ev
+
+        return build
+
     def _fluentd_builder(self) -> Builder:
         prefix = self.params.get("tag") or self.name
         address_key = self.source_address_key
@@ -372,3 +460,27 @@ class SyslogInput(ServerInput):
             return event
 
         return build
+
+
+#: Per-line budget of a grok_pattern match (the grok filter's default timeout_millis).
+GROK_BUDGET = 2.0
+
+
+def _priority_keys(ecs_on: bool) -> dict[str, str]:
+    """Where Logstash's syslog input puts priority, facility and severity (and their labels)."""
+    if ecs_on:
+        return {"priority": "[log][syslog][priority]", "facility": "[log][syslog][facility][code]",
+                "severity": "[log][syslog][severity][code]", "facility_label": "[log][syslog][facility][name]",
+                "severity_label": "[log][syslog][severity][name]"}
+    return {"priority": "priority", "facility": "facility", "severity": "severity",
+            "facility_label": "facility_label", "severity_label": "severity_label"}
+
+
+def _merge(record: dict[str, Any], captures: dict[str, Any]) -> None:
+    """Captures into the record, nested dicts merged (`[log][syslog][priority]` beside `[host][ip]`)."""
+    for key, value in captures.items():
+        current = record.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge(current, value)
+        else:
+            record[key] = value

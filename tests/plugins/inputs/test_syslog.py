@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -166,10 +167,62 @@ async def test_fluentd_default_port_and_udp_transport() -> None:
     assert SyslogInput().port == 514
 
 
+def _send_udp(port: int, *lines: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for line in lines:
+            sock.sendto(line, ("127.0.0.1", port))
+
+
+async def test_grok_pattern_ecs_as_pfelk_uses_it() -> None:
+    """pfelk's input: `grok_pattern => "<%{POSINT:[log][syslog][priority]}>%{GREEDYDATA:pfelk}"`
+    under ECS v1. The captures land in the event, the priority is decoded from its capture, and a
+    line the pattern does not match is kept whole, tagged and given priority 13 (Logstash's
+    syslog_relay)."""
+    inp = SyslogInput(port=0, host="127.0.0.1", ecs_compatibility="v1",
+                      grok_pattern="<%{POSINT:[log][syslog][priority]}>%{GREEDYDATA:pfelk}")
+    out = Collector()
+    line = b"<134>Dec  2 06:00:00 filterlog[4242]: 5,,,1000000103,igb0,match,block,in,4,0x0"
+    async with running(inp, out):
+        _send_udp(inp.bound_port, line, b"no priority here")
+        good, bad = await out.wait_events(2)
+    assert good.record["pfelk"] == line.decode()[5:]
+    assert good.record["message"] == line.decode() and good.record["event"]["original"] == line.decode()
+    syslog = good.record["log"]["syslog"]
+    assert syslog["priority"] == 134
+    assert syslog["facility"] == {"code": 16, "name": "local0"}
+    assert syslog["severity"] == {"code": 6, "name": "Informational"}
+    assert good.record["host"]["ip"] == "127.0.0.1" and good.record["service"]["type"] == "system"
+    assert "tags" not in good.record
+    assert bad.record["tags"] == [FAILURE_TAG] and bad.record["message"] == "no priority here"
+    assert bad.record["log"]["syslog"]["priority"] == 13
+
+
+async def test_grok_pattern_legacy_overwrites_the_field_and_reads_the_timestamp() -> None:
+    """Logstash's own default pattern given explicitly: `message` is overwritten by its capture,
+    `timestamp` becomes the event time (the input's timezone), the fields are the legacy names."""
+    inp = SyslogInput(port=0, host="127.0.0.1", timezone="UTC",
+                      grok_pattern="<%{POSINT:priority}>%{SYSLOGLINE}")
+    out = Collector()
+    async with running(inp, out):
+        _send_udp(inp.bound_port, b"<38>Mar  7 10:11:12 web-1 sshd[99]: Accepted publickey for ops")
+        (ev,) = await out.wait_events(1)
+    r = ev.record
+    assert r["message"] == "Accepted publickey for ops"
+    assert (r["logsource"], r["program"], r["pid"]) == ("web-1", "sshd", "99")
+    assert (r["priority"], r["facility"], r["severity"]) == (38, 4, 6)
+    assert r["facility_label"] == "security/authorization" and r["severity_label"] == "Informational"
+    assert r["host"] == "127.0.0.1" and r["timestamp"] == "Mar  7 10:11:12"
+    stamp = datetime.fromtimestamp(ev.time / 1e9, UTC)
+    assert (stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second) == (3, 7, 10, 11, 12)
+
+
 def test_config_errors_name_the_setting() -> None:
     with pytest.raises(ConfigError) as err:
-        SyslogInput(port=0, grok_pattern="%{GREEDYDATA:x}")
+        SyslogInput(port=0, grok_pattern="%{NO_SUCH_PATTERN:x}")
     assert err.value.setting == "grok_pattern"
+    with pytest.raises(ConfigError) as err:
+        SyslogInput(tag="sys", port=0, grok_pattern="%{GREEDYDATA:x}")
+    assert err.value.setting == "grok_pattern" and "<parse> @type grok" in err.value.message
     with pytest.raises(ConfigError) as err:
         SyslogInput(port=0, timezone="Mars/Olympus")
     assert err.value.setting == "timezone"
