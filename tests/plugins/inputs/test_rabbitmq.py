@@ -278,3 +278,24 @@ def test_config_errors_are_placed() -> None:
     with pytest.raises(ConfigError) as exc:
         instantiate(first_plugin(cfg.inputs))
     assert exc.value.pos is not None and exc.value.pos.line == 4
+
+
+async def test_acks_completed_during_shutdown_are_sent_before_the_connection_closes(
+        rabbitmq_server: RabbitMQServer, tmp_path: Path) -> None:
+    """The pipeline stops inputs first and closes them last: deliveries the outputs finish while
+    draining must still be acknowledged, or every clean restart would redeliver them."""
+    queue = unique("drain")
+    await publish(rabbitmq_server, queue, bodies(30))
+    collect = CollectOutput()
+    collect.gate.clear()  # the output holds the events: no ack completes yet
+    pipeline = Pipeline(inputs=[consumer(rabbitmq_server, queue)], outputs=[collect], state_dir=str(tmp_path))
+    await pipeline.start()
+    await wait_ready(rabbitmq_server, queue, 0)  # all 30 delivered to the input, none acknowledged
+    stopping = asyncio.create_task(pipeline.stop(timeout=20))
+    async with asyncio.timeout(10):
+        while not all(task.done() for task in pipeline._input_tasks):
+            await asyncio.sleep(0.01)  # the input's task is cancelled first
+    collect.gate.set()  # now the output delivers, during the drain
+    await stopping
+    assert sorted(ev.record["seq"] for ev in collect.events) == list(range(30))
+    assert await ready_count(rabbitmq_server, queue) == 0  # acknowledged: nothing was requeued
