@@ -20,6 +20,7 @@ chunk with S3's code and message. Credentials: `access_key_id`/`secret_access_ke
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import os
@@ -172,7 +173,9 @@ class S3Output(Output):
         assert self._client is not None, "start() first"
         failed: list[tuple[int, str]] = []
         for key, (indexes, payloads) in group_routed(items).items():
-            digest, body = self.object_for(payloads)
+            # Hashing and gzip of a multi-MB object take tens of ms: off the event loop (zlib and
+            # hashlib release the GIL), so inputs, acks and /healthz are not stalled meanwhile.
+            digest, body = await asyncio.to_thread(self.object_for, payloads)
             name = with_index(key, digest)
             try:
                 outcome = await self._client.put_object(name, body, self._headers)
