@@ -429,8 +429,33 @@ class Output(Plugin):
         super().__init__(**settings)
         # The buffer engine resolves these again when it starts; checking them here as well is what
         # lets `logpipe check` and the loader report a bad <buffer> value at file:line:col.
-        resolve_buffer_config(self.params, type(self).buffer_defaults)
+        buffer = resolve_buffer_config(self.params, type(self).buffer_defaults)
+        if buffer.secondary is not None:
+            self._check_secondary(buffer)
         self.injector = compile_injector(self.params["inject"]) if self.params.get("inject") else None
+
+    @staticmethod
+    def _check_secondary(buffer: Any) -> None:
+        """Build the `<secondary>` once here (the runner builds its own at start), so that
+        `logpipe check` and the loader report its mistakes at their lines."""
+        settings = dict(buffer.secondary)
+        name = str(settings.pop("@type", None) or settings.pop("type", "")).strip()
+        settings.pop("type", None)
+        try:
+            cls = registry.lookup("output", name)
+        except ConfigError:
+            return  # not known here: the runner's own factory may know it (and says so at start)
+        try:
+            secondary = cls(**settings)
+            bind = getattr(secondary, "bind_primary", None)
+            if bind is not None:
+                bind(buffer)
+        except ConfigError as exc:
+            if exc.pos is not None:
+                raise
+            where = exc.setting if exc.setting and exc.setting.startswith("secondary") else \
+                f"secondary.{exc.setting}" if exc.setting else "secondary"
+            raise ConfigError(exc.message, setting=where) from None
 
     @property
     def wants_events(self) -> bool:

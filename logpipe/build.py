@@ -24,6 +24,7 @@ from logpipe.event import Event
 from logpipe.plugin import Filter, Input, Output, Plugin
 from logpipe.reemit import with_reemits
 from logpipe.regex_budget import batch_guard as regex_batch_guard
+from logpipe.unmatched import Unmatched
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -308,9 +309,12 @@ def compile_outputs(nodes: list[Any], built: Built) -> Route:
 def _output_route(node: Any, built: Built) -> Route:
     if isinstance(node, IfNode):
         branches = _compile_branches(node, compile_outputs, built)
+        unmatched = Unmatched().count if node.counts_unmatched else None
 
         def route_if(events: list[Event]) -> Routed:
-            parts, _ = _partition(events, branches)
+            parts, rest = _partition(events, branches)
+            if rest and unmatched is not None:
+                unmatched(rest)
             out: Routed = []
             for part, (_, body) in zip(parts, branches):
                 if part:

@@ -597,7 +597,7 @@ def _scope(elements: list[Element], label: Element | None) -> tuple[list[Node], 
         else:
             branches.append(Branch(match, _match_outputs(element), element.pos))
             earlier.extend(patterns)
-    outputs: list[Node] = [IfNode(branches, branches[0].pos)] if branches else []
+    outputs: list[Node] = [IfNode(branches, branches[0].pos, counts_unmatched=True)] if branches else []
     return filters, outputs
 
 

@@ -169,6 +169,8 @@ class IfNode:
 
     branches: list[Branch]
     pos: Pos
+    #: A Fluentd `<match>` chain: events no branch takes are counted and warned (logpipe/unmatched.py).
+    counts_unmatched: bool = False
 
 
 Node = PluginNode | IfNode

@@ -355,12 +355,13 @@ def build_formatter(section: Any, default_type: str = "json",
     are the owning plugin's `config_set_default`s (stdout: output_type json)."""
     if isinstance(section, list):
         raise ConfigError("only one <format> section is allowed", setting="format")
-    conf: dict[str, Any] = dict(defaults or {})
-    if section is not None:
-        if not isinstance(section, dict):
-            section = {"@type": section}  # `format json` written as a plain value
-        conf.update(section)
-    type_name = str(conf.get("@type") or conf.get("type") or default_type).strip()
+    if section is not None and not isinstance(section, dict):
+        section = {"@type": section}  # `format json` written as a plain value
+    written_type = (section or {}).get("@type") or (section or {}).get("type")
+    type_name = str(written_type or default_type).strip()
+    # The owner's defaults are for its default type's parameters (stdout's output_type).
+    conf: dict[str, Any] = dict(defaults or {}) if type_name == default_type else {}
+    conf.update(section or {})
     cls = FORMATTERS.get(type_name)
     if cls is None:
         close = difflib.get_close_matches(type_name, sorted(FORMATTERS), n=1, cutoff=0.7)

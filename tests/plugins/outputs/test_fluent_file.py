@@ -213,3 +213,32 @@ def test_v012_flat_format_parameters_become_a_format_section() -> None:
     assert out.name == "fluent_file"
     assert out.formatter.format("t", T, {"a": 1}) == b"a=1\n"
     assert out.template == "/tmp/x/y.%Y%m%d%H_**.log"
+
+
+async def test_stdout_format_sections(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    config = """
+<match a>
+  @type stdout
+  <format>
+    @type ltsv
+  </format>
+</match>
+<match b>
+  @type stdout
+  output_type hash
+</match>
+<match c>
+  @type stdout
+  <inject>
+    tag_key t
+  </inject>
+  <format>
+    @type json
+  </format>
+</match>
+"""
+    await run(config, tmp_path, [("a", T, {"k": "v"}), ("b", T, {"k": "v"}), ("c", T, {"k": "v"})])
+    lines = capfd.readouterr().out.splitlines()
+    assert "k:v" in lines
+    assert '2011-01-02 13:14:15.000000000 +0000 b: {"k"=>"v"}' in lines  # this machine runs in UTC
+    assert '{"k":"v","t":"c"}' in lines
