@@ -1,6 +1,6 @@
 """Messages for a plugin name logpipe has no plugin for: a plugin of another kind written in
 the wrong block (`<source> @type mongo`), or a well-known Fluentd/Logstash plugin logpipe does
-not provide (`s3`), or a typo. The lists name plugins users meet in real configs."""
+not provide (`bigquery_insert`), or a typo. The lists name plugins users meet in real configs."""
 
 from __future__ import annotations
 

@@ -33,8 +33,8 @@ def test_logstash_plugin_in_the_wrong_section() -> None:
 
 
 def test_well_known_plugins_logpipe_does_not_provide() -> None:
-    assert "'s3' is a Fluentd output plugin that logpipe does not provide" in \
-        error_of("<match **>\n  @type s3\n</match>\n").message
+    assert "'bigquery_insert' is a Fluentd output plugin that logpipe does not provide" in \
+        error_of("<match **>\n  @type bigquery_insert\n</match>\n").message
     assert "'graphite' is a Logstash output plugin that logpipe does not provide" in \
         error_of("input { stdin {} }\noutput { graphite {} }\n").message
     assert "'detect_exceptions' is a Fluentd filter plugin" in \
