@@ -30,7 +30,9 @@ from bench_e2e import make_log
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = Path("/work/peers/bin")
-FB_PARSERS = Path("/work/peers/opt/fluent-bit/etc/fluent-bit/parsers.conf")
+FB_PARSERS = next((p for p in (Path("/work/peers/opt/fluent-bit/etc/fluent-bit/parsers.conf"),
+                               Path("/work/peers/src/fluent-bit/conf/parsers.conf")) if p.exists()),
+                  Path("/work/peers/opt/fluent-bit/etc/fluent-bit/parsers.conf"))
 LOGPIPE = REPO / ".venv" / "bin" / "logpipe"
 
 
@@ -66,6 +68,35 @@ def _tree_rss_kib(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of `pid` itself and of its live descendants (worker processes):
+    what each side costs per event, whatever else the shared machine runs."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    rest, todo = 0.0, list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        rest += _cpu_seconds(p)
+    return _cpu_seconds(pid), rest
 
 
 class LineCounter:
@@ -110,6 +141,9 @@ def measure(cmd: list[str], progress: Callable[[], int], lines: int, timeout: fl
                 first_t, first_n = now, n
             if n >= lines:
                 assert first_t is not None
+                own, rest = _tree_cpu(proc.pid)
+                print(f"  {Path(cmd[0]).name}: CPU {own / lines * 1e6:.2f} us/event in the main process, "
+                      f"{rest / lines * 1e6:.2f} in its children (start-up included)", flush=True)
                 return (n - first_n) / max(now - first_t, 1e-9), peak / 1024
             if now > deadline:
                 raise RuntimeError(f"{cmd[0]}: {n} of {lines} events after {timeout}s")
@@ -129,7 +163,7 @@ def _stats_delivered(port: int) -> int:
     except OSError:
         return 0
     total = 0
-    for pipeline in (doc.get("pipelines") or {"main": doc}).values():
+    for pipeline in (doc.get("pipelines") or {"main": doc.get("pipeline") or doc}).values():
         for out in (pipeline.get("outputs") or {}).values():
             total += int(out.get("delivered", 0))
     return total

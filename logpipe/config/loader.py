@@ -95,6 +95,7 @@ def load_config_paths(paths: list[str]) -> PipelineConfig:
         config.filters.extend(part.filters)
         config.outputs.extend(part.outputs)
         config.sources.extend(part.sources)
+        config.workers = part.workers if part.workers is not None else config.workers
     return config
 
 

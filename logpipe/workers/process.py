@@ -34,10 +34,10 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=fd)
     try:
         import uvloop
-        run = uvloop.run
     except ImportError:
-        run = asyncio.run
-    run(_serve(sock, number))
+        asyncio.run(_serve(sock, number))
+        return
+    uvloop.run(_serve(sock, number))
 
 
 async def _serve(sock: socket.socket, number: int) -> None:

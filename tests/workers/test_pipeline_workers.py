@@ -159,3 +159,16 @@ async def test_one_worker_is_the_single_process_pipeline(state_dir: str) -> None
         await (await pipeline.emit_many("t", [{"n": i, "k": ""} for i in range(3)]))
     assert {ev.record["pid"] for ev in collect.events} == {os.getpid()}
     assert pipeline.stats()["workers"] == {"processes": 1}
+
+
+def test_nothing_for_workers_to_do_keeps_one_process(state_dir: str) -> None:
+    assert Pipeline(outputs=[CollectOutput()], state_dir=state_dir, workers=2).workers == 1
+
+
+def test_fluentd_system_workers_reach_the_pipeline(state_dir: str, tmp_path: Path) -> None:
+    conf = tmp_path / "fluent.conf"
+    conf.write_text("<system>\n  workers 3\n</system>\n<source>\n  @type sample\n</source>\n"
+                    "<filter **>\n  @type record_transformer\n  <record>\n    a b\n  </record>\n</filter>\n"
+                    f"<match **>\n  @type file\n  path {tmp_path}/out\n</match>\n")
+    assert Pipeline.from_paths([str(conf)], state_dir=state_dir).workers == 3
+    assert Pipeline.from_paths([str(conf)], state_dir=state_dir, workers=1).workers == 1
