@@ -64,6 +64,8 @@ class RabbitMQInput(Input):
         Setting("ack", "bool", default=True, spellings=("manual_ack",),
                 doc="acknowledge when the events are delivered (false: when received, at-most-once)"),
         Setting("batch_size", "int", default=125, min=1, max=65535, doc="messages per emitted batch at most"),
+        Setting("batch_delay", "duration", default=0.005, min=0,
+                doc="how long a batch may wait for more messages that are arriving"),
         Setting("metadata_enabled", "string", default="none", choices=("none", "basic", "extended", "true", "false"),
                 doc="copy AMQP properties and headers into [@metadata]"),
         Setting("subscription_retry_interval_seconds", "duration", default=5.0, min=0.001,
@@ -82,6 +84,7 @@ class RabbitMQInput(Input):
     prefetch_count: int
     ack: bool
     batch_size: int
+    batch_delay: float
     metadata_enabled: str
     subscription_retry_interval_seconds: float
     codec: Codec
@@ -138,11 +141,27 @@ class RabbitMQInput(Input):
                     reason = None if closed.cancelled() else closed.exception()
                     raise ConnectionError(f"channel closed: {reason!r}")
                 messages = [first.result()]
-                while len(messages) < self.batch_size and not arrived.empty():
-                    messages.append(arrived.get_nowait())
+                await self._fill(messages, arrived)
                 await self._emit(ctx, messages, acks)
         finally:
             closed.cancel()
+
+    async def _fill(self, messages: list[DeliveredMessage], arrived: asyncio.Queue[DeliveredMessage]) -> None:
+        """Take what has arrived, up to batch_size; while more keeps coming, let the client parse
+        the frames already received (a few loop turns, at most `batch_delay`), so a busy queue
+        makes batches of hundreds, not of the handful one socket read holds."""
+        deadline = asyncio.get_running_loop().time() + self.batch_delay
+        while len(messages) < self.batch_size:
+            while len(messages) < self.batch_size and not arrived.empty():
+                messages.append(arrived.get_nowait())
+            if len(messages) >= self.batch_size or asyncio.get_running_loop().time() >= deadline:
+                return
+            before = len(messages)
+            await asyncio.sleep(0)
+            if arrived.empty() and len(messages) == before:
+                await asyncio.sleep(0)  # the reader may need a turn for the socket, one for the frames
+                if arrived.empty():
+                    return  # nothing more is on its way: emit what there is
 
     async def _emit(self, ctx: InputContext, messages: list[DeliveredMessage], acks: Acknowledger) -> None:
         events = [ev for message in messages for ev in self._events(message)]
