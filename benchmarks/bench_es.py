@@ -67,7 +67,7 @@ def bench_build(n: int) -> float:
     out = ElasticsearchOutput(hosts=["localhost:9200"])
     events = make_events(0, n)
     start = time.perf_counter()
-    out._builder.build(events)
+    out.format(events)
     return n / (time.perf_counter() - start)
 
 
@@ -78,7 +78,7 @@ def bench_client_way(n: int) -> float:
     out = ElasticsearchOutput(hosts=["localhost:9200"])
     events = make_events(0, n)
     start = time.perf_counter()
-    ids = out._builder._ids(events)
+    ids = out._formatter._ids(events)
     ops: list[Any] = []
     for ev, doc_id in zip(events, ids, strict=True):
         ops.append({"index": {"_index": "logstash-2024.05.06", "_id": doc_id}})

@@ -8,7 +8,8 @@ entries to one output of a config, through that output's own code and a memory b
 the entries not selected, and those that failed again, with their new reason. Events keep
 their `meta`, so outputs with deterministic ids (Elasticsearch, MongoDB) make a replay that
 is interrupted and run again harmless. Entries of already formatted items (the `item`
-form) replay when their item is a JSON object, as that object's record.
+form) replay when their item is a JSON object, as that object's record, with its
+`@metadata` (an Elasticsearch item's index and document id) as the meta.
 
 The file is replaced atomically at the end; an interrupted replay leaves it as it was.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from logpipe.buffer.deadletter import item_event
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 
@@ -53,7 +55,7 @@ class Entry:
                          ev.get("meta") if isinstance(ev.get("meta"), dict) else {})
         item = self.doc.get("item")
         if isinstance(item, dict) and "base64" not in item:
-            return Event(str(self.doc.get("tag") or "dlq"), None, item)
+            return item_event(str(self.doc.get("tag") or "dlq"), item)
         return None
 
 

@@ -74,7 +74,7 @@ class PluginMetrics:
     """A plugin's metrics, created through the plugin (`self.metrics.counter(...)`) so
     every plugin names and labels them the same way: `logpipe_<kind>_<thing>_total`
     (gauges: `logpipe_<kind>_<thing>`) with the label `<kind>="<id>"`, e.g.
-    `logpipe_output_es_items_failed_total{output="es_main"}`. Extra labels (`reason`)
+    `logpipe_output_bulk_items_failed_total{output="es_main"}`. Extra labels (`reason`)
     come after. The id is read when the metric is first used, not when it is declared:
     the pipeline may give a plugin a unique id after constructing it."""
 

@@ -110,8 +110,17 @@ def as_event(failed: Any, tag: str | None, describe: Describe) -> Event:
     """An event for a failure: itself, or a formatted item's description as the record."""
     if isinstance(failed, Event):
         return failed
-    described = describe(failed)
-    return Event(tag or "deadletter", None, described if isinstance(described, dict) else {"item": described})
+    return item_event(tag or "deadletter", describe(failed))
+
+
+def item_event(tag: str, described: Any) -> Event:
+    """The event a formatted item's description stands for: a dict is the record, its
+    `@metadata` (what the output keeps about the item: an index, a document id) the meta."""
+    if not isinstance(described, dict):
+        return Event(tag, None, {"item": described})
+    record = dict(described)
+    meta = record.pop("@metadata", None)
+    return Event(tag, None, record, meta if isinstance(meta, dict) else None)
 
 
 def _append_durably(path: str, data: bytes) -> None:

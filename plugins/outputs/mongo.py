@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from bson import decode as bson_decode
 from bson import encode as bson_encode
 from bson.datetime_ms import DatetimeMS
 from bson.errors import InvalidDocument
+from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,6 +33,7 @@ from pymongo.errors import (
 from pymongo.uri_parser import parse_uri
 
 from logpipe.helpers.docid import assign_ids
+from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.helpers.target_name import compile_target
 from logpipe.plugin import ConfigError, Event, Output, RetryableError, Setting, WriteResult
 
@@ -130,25 +133,55 @@ class MongoOutput(Output):
 
     # ---- writing ---------------------------------------------------------------------
 
-    async def write(self, events: list[Event]) -> WriteResult | None:
+    # ---- format (pure) and write (I/O) -----------------------------------------------
+
+    def format(self, events: list[Event]) -> list[bytes]:
+        """One item per event: the BSON document (a fresh dict: the event time as a BSON
+        date, the deterministic `_id`) behind the collection it goes to. An event BSON cannot
+        carry (a 64-bit overflow, over 16MB) raises, and the core dead-letters it alone."""
+        time_key = self.params["time_key"]
+        ids = assign_ids(events) if self.params["deterministic_id"] else None
+        constant, collection = self._constant_collection, self._collection
+        items: list[bytes] = []
+        for i, ev in enumerate(events):
+            doc = dict(ev.record)
+            if time_key:
+                doc[time_key] = DatetimeMS(ev.time // 1_000_000)
+            if ids is not None and "_id" not in doc:
+                doc["_id"] = ids[i]
+            items.append(pack_routed(constant if constant is not None else collection(ev), _encoded(doc)))
+        return items
+
+    def describe(self, item: bytes) -> Any:
+        """The document as it would have been stored, its collection under `@metadata`
+        (a replay keeps the `_id`, so it stays idempotent)."""
+        name, data = unpack_routed(item)
+        try:
+            doc = bson_decode(data)
+        except Exception:  # noqa: BLE001 - a damaged item: show its bytes
+            return {"@metadata": {"collection": name}, "bson": super().describe(data)}
+        return {**doc, "@metadata": {"collection": name}}
+
+    async def write(self, items: list[bytes]) -> WriteResult | None:
+        if not items:
+            return None
         if self._client is None:
             await self.start()
-        groups = self._group(events)
-        docs = self._documents(events)
+        groups = group_routed(items)
         retry: list[int] = []
         failed: list[tuple[int, str]] = []
         names = list(groups)
         for n, name in enumerate(names):
-            positions = groups[name]
+            positions, payloads = groups[name]
             try:
-                await self._insert(name, [docs[i] for i in positions], positions, retry, failed)
+                await self._insert(name, [RawBSONDocument(p) for p in payloads], positions, retry, failed)
             except RetryableError as exc:
                 if n == 0:
                     raise
                 self.log.warning("%s: insert into %s failed after %d collection(s) were written: %s",
                                  self.id, name, n, exc)
                 for rest in names[n:]:
-                    retry.extend(groups[rest])
+                    retry.extend(groups[rest][0])
                 break
         if failed:
             self._failed.inc(len(failed))
@@ -156,31 +189,7 @@ class MongoOutput(Output):
             return None
         return WriteResult(retry=sorted(retry), failed=failed)
 
-    def _group(self, events: list[Event]) -> dict[str, list[int]]:
-        if self._constant_collection is not None:
-            return {self._constant_collection: list(range(len(events)))}
-        groups: dict[str, list[int]] = {}
-        collection = self._collection
-        for i, ev in enumerate(events):
-            groups.setdefault(collection(ev), []).append(i)
-        return groups
-
-    def _documents(self, events: list[Event]) -> list[Doc]:
-        """Fresh dicts (insert_many would add `_id` to the event's own record otherwise),
-        with the event time as a BSON date and the deterministic `_id`."""
-        time_key = self.params["time_key"]
-        ids = assign_ids(events) if self.params["deterministic_id"] else None
-        docs: list[Doc] = []
-        for i, ev in enumerate(events):
-            doc = dict(ev.record)
-            if time_key:
-                doc[time_key] = DatetimeMS(ev.time // 1_000_000)
-            if ids is not None and "_id" not in doc:
-                doc["_id"] = ids[i]
-            docs.append(doc)
-        return docs
-
-    async def _insert(self, name: str, docs: list[Doc], positions: list[int],
+    async def _insert(self, name: str, docs: list[RawBSONDocument], positions: list[int],
                       retry: list[int], failed: list[tuple[int, str]]) -> None:
         """Insert one collection's documents, sorting each into delivered / retry / failed.
         Raises RetryableError when the insert as a whole failed."""
@@ -195,20 +204,9 @@ class MongoOutput(Output):
             await collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             self._map_write_errors(dict(exc.details), positions, retry, failed)
-        except (InvalidDocument, DocumentTooLarge, OverflowError) as exc:
-            # The driver refused the batch before sending: find the culprits, send the rest.
-            good_docs, good_pos = [], []
-            for doc, pos in zip(docs, positions, strict=True):
-                reason = _unencodable(doc)
-                if reason is None:
-                    good_docs.append(doc)
-                    good_pos.append(pos)
-                else:
-                    failed.append((pos, reason))
-            if len(good_docs) == len(docs):
-                raise RetryableError(f"insert into {name} refused by the driver: {exc}") from exc
-            if good_docs:
-                await self._insert(name, good_docs, good_pos, retry, failed)
+        except (InvalidDocument, DocumentTooLarge) as exc:
+            # Each document was checked when formatted; what the driver still refuses, it refuses for good.
+            failed.extend((pos, f"refused by the driver: {exc}") for pos in positions)
         except PyMongoError as exc:
             raise RetryableError(f"insert into {name} failed: {exc}") from exc
 
@@ -313,12 +311,12 @@ def _write_concern(w: str | None, journaled: bool | None) -> WriteConcern | None
         raise ConfigError(f"bad write concern: {exc}", setting="write_concern") from exc
 
 
-def _unencodable(doc: Doc) -> str | None:
-    """Why BSON cannot carry this document (16MB limit, 64-bit integers, odd types), or None."""
+def _encoded(doc: Doc) -> bytes:
+    """The document as BSON, or a ValueError saying why BSON cannot carry it."""
     try:
         data = bson_encode(doc)
     except (InvalidDocument, OverflowError, TypeError, ValueError) as exc:
-        return f"cannot encode as BSON: {exc}"
+        raise ValueError(f"cannot encode as BSON: {exc}") from exc
     if len(data) > 16 * 1024 * 1024:
-        return f"document of {len(data)} bytes exceeds MongoDB's 16MB limit"
-    return None
+        raise ValueError(f"document of {len(data)} bytes exceeds MongoDB's 16MB limit")
+    return data

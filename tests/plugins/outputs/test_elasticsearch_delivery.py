@@ -114,7 +114,10 @@ async def test_mapping_errors_land_in_the_dead_letter_file_with_their_reason(
     await asyncio.wait_for(runner.flush(), 10)
     await runner.stop(5)
     lines = [orjson.loads(line) for line in dlq.read_bytes().splitlines()]
-    assert [d["event"]["record"]["seq"] for d in lines] == ["three", 7]
+    # Chunks hold bulk items: the dead letter is the document as sent, with its target in @metadata.
+    assert [d["item"]["seq"] for d in lines] == ["three", 7]
+    assert all(d["item"]["@metadata"]["_index"] == "logs" and d["item"]["@metadata"]["_docid"] for d in lines)
+    assert lines[0]["item"]["@timestamp"] == "2023-11-14T22:13:20.000Z"
     assert lines[0]["reason"].startswith("400 document_parsing_exception: [1:2] failed to parse field [seq]")
     assert "START_OBJECT" in lines[1]["reason"]
     assert all(d["output"] == out.id for d in lines)

@@ -22,6 +22,7 @@ import pytest
 
 from logpipe.ack import Ack
 from logpipe.buffer import OutputRunner
+from logpipe.buffer.runner import format_events
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.plugin import RetryableError, WriteResult
@@ -30,6 +31,11 @@ from tests.standins.mongo import MongoPeer
 
 T0 = 1_700_000_000_123_456_789
 Doc = dict[str, Any]
+
+
+async def send(out: MongoOutput, batch: list[Event]) -> WriteResult | None:
+    """What the buffer engine does: format (pure), then write the items."""
+    return await out.write(out.format(batch))
 
 
 @pytest.fixture
@@ -97,7 +103,7 @@ def test_bad_settings_are_config_errors(settings: dict[str, Any], setting: str) 
 async def test_insert_many_unordered_with_time_as_bson_date_and_deterministic_ids(
         peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="test")
-    assert await out.write(events(3)) is None
+    assert await send(out, events(3)) is None
     [request] = peer.inserts
     assert request["ordered"] is False and request["$db"] == "fluent" and request["insert"] == "test"
     docs = peer.docs("fluent", "test")
@@ -109,16 +115,16 @@ async def test_insert_many_unordered_with_time_as_bson_date_and_deterministic_id
 
 async def test_time_key_and_record_id_are_respected(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="t", time_key="ts")
-    await out.write([Event("a", T0, {"_id": "mine", "x": 1})])
+    await send(out, [Event("a", T0, {"_id": "mine", "x": 1})])
     [doc] = peer.docs("fluent", "t")
     assert doc["_id"] == "mine" and "ts" in doc and "time" not in doc
 
 
 async def test_collections_from_tag_and_sprintf(peer: MongoPeer, make_output: Any) -> None:
     evs = [Event("raw.web", T0, {"svc": "api"}), Event("raw.db", T0, {"svc": "pg"})]
-    await (await make_output(tag_mapped=True, remove_tag_prefix="raw")).write(evs)
-    await (await make_output(collection="svc_%{svc}")).write(evs)
-    await (await make_output(collection="by_${tag_parts[1]}")).write(evs)
+    await send((await make_output(tag_mapped=True, remove_tag_prefix="raw")), evs)
+    await send((await make_output(collection="svc_%{svc}")), evs)
+    await send((await make_output(collection="by_${tag_parts[1]}")), evs)
     names = {name for (_, name) in peer.collections}
     assert names == {"web", "db", "svc_api", "svc_pg", "by_web", "by_db"}
 
@@ -127,7 +133,7 @@ async def test_an_invalid_rendered_collection_name_fails_its_documents_only(
         peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="svc_%{svc}", capped=True, capped_size=4096)
     evs = [Event("a", T0, {"svc": "api"}), Event("a", T0, {"svc": "a$b"}), Event("a", T0, {"svc": "api", "n": 2})]
-    result = await out.write(evs)
+    result = await send(out, evs)
     assert isinstance(result, WriteResult) and result.retry == []
     [(index, reason)] = result.failed
     assert index == 1 and "invalid collection name 'svc_a$b'" in reason
@@ -137,18 +143,18 @@ async def test_an_invalid_rendered_collection_name_fails_its_documents_only(
 
 async def test_capped_collection_is_created_once(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="capped_logs", capped=True, capped_size="1m", capped_max=1000)
-    await out.write(events(2))
-    await out.write(events(2, start=2))
+    await send(out, events(2))
+    await send(out, events(2, start=2))
     assert peer.created["capped_logs"]["capped"] is True
     assert peer.created["capped_logs"]["size"] == 1024 * 1024 and peer.created["capped_logs"]["max"] == 1000
     again = await make_output(collection="capped_logs", capped=True, capped_size="1m")
-    assert await again.write(events(1, start=9)) is None  # existing collection kept as is
+    assert await send(again, events(1, start=9)) is None  # existing collection kept as is
     assert len(peer.docs("fluent", "capped_logs")) == 5
 
 
 async def test_write_concern_is_sent(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="wc", write_concern="majority", journaled=True)
-    await out.write(events(1))
+    await send(out, events(1))
     assert peer.inserts[-1]["writeConcern"] == {"w": "majority", "j": True}
 
 
@@ -158,10 +164,10 @@ async def test_write_concern_is_sent(peer: MongoPeer, make_output: Any) -> None:
 async def test_duplicate_keys_on_retry_count_as_delivered(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="dup")
     batch = events(4)
-    assert await out.write(batch[:2]) is None
-    assert await out.write(batch) is None  # two duplicates (11000), two new: all delivered
+    assert await send(out, batch[:2]) is None
+    assert await send(out, batch) is None  # two duplicates (11000), two new: all delivered
     again = await make_output(collection="dup")  # a restarted process, the same events rebuilt
-    assert await again.write([Event(e.tag, e.time, dict(e.record), {"offset": e.meta["offset"]})
+    assert await send(again, [Event(e.tag, e.time, dict(e.record), {"offset": e.meta["offset"]})
                               for e in batch]) is None
     assert len(peer.docs("fluent", "dup")) == 4
 
@@ -170,7 +176,7 @@ async def test_other_write_errors_fail_their_document_with_the_reason(peer: Mong
     peer.doc_error = lambda doc: (121, "Document failed validation") if doc.get("seq") == 1 else \
         (189, "Primary stepped down") if doc.get("seq") == 2 else None
     out = await make_output(collection="v")
-    result = await out.write(events(4))
+    result = await send(out, events(4))
     assert isinstance(result, WriteResult)
     assert result.failed == [(1, "121 Document failed validation")]
     assert result.retry == [2]  # a transient code is retried, not dead-lettered
@@ -180,37 +186,37 @@ async def test_other_write_errors_fail_their_document_with_the_reason(peer: Mong
 async def test_write_concern_error_retries_the_written_documents(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="wce")
     peer.write_concern_errors = 1
-    result = await out.write(events(3))
+    result = await send(out, events(3))
     assert isinstance(result, WriteResult) and result.retry == [0, 1, 2]
-    assert await out.write(events(3)) is None  # the repeat: duplicates, delivered
+    assert await send(out, events(3)) is None  # the repeat: duplicates, delivered
 
 
 async def test_network_and_command_errors_retry_the_chunk(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="net")
-    await out.write(events(1))
+    await send(out, events(1))
     peer.hangups = 1
     with pytest.raises(RetryableError, match="net"):
-        await out.write(events(2, start=1))
+        await send(out, events(2, start=1))
     peer.command_errors.append((10107, "not primary"))
     with pytest.raises(RetryableError, match="not primary"):
-        await out.write(events(2, start=1))
-    assert await out.write(events(2, start=1)) is None
+        await send(out, events(2, start=1))
+    assert await send(out, events(2, start=1)) is None
     assert len(peer.docs("fluent", "net")) == 3
 
 
 async def test_server_down_is_retryable(make_output: Any, peer: MongoPeer) -> None:
     out = await make_output(uri="mongodb://127.0.0.1:1/", timeout=0.3)
     with pytest.raises(RetryableError):
-        await out.write(events(1))
+        await send(out, events(1))
 
 
 async def test_unencodable_document_fails_alone(peer: MongoPeer, make_output: Any) -> None:
     out = await make_output(collection="enc")
     evs = events(3)
     evs[1].record["huge"] = 2**70
-    result = await out.write(evs)
-    assert isinstance(result, WriteResult)
-    assert [i for i, _ in result.failed] == [1] and "BSON" in result.failed[0][1]
+    items, failures = format_events(out, evs)
+    assert [ev for ev, _ in failures] == [evs[1]] and "cannot encode as BSON" in failures[0][1]
+    assert await out.write(items) is None
     assert [d["seq"] for d in peer.docs("fluent", "enc")] == [0, 2]
 
 

@@ -30,7 +30,7 @@ def output_settings() -> dict[str, object]:
     assert URL is not None
     parts = urlsplit(URL)
     host = f"{parts.scheme}://{parts.hostname}:{parts.port or 9200}"
-    settings: dict[str, object] = {"hosts": [host], "ssl_verification": False}
+    settings: dict[str, object] = {"hosts": [host], "ssl_verification_mode": "none"}
     if parts.username:
         settings["user"] = parts.username
         settings["password"] = parts.password or ""
@@ -66,8 +66,8 @@ def events(n: int, start: int = 0) -> list[Event]:
 async def test_index_then_rewrite_is_idempotent(admin: AsyncElasticsearch, index: str) -> None:
     out = ElasticsearchOutput(index=index, **output_settings())
     try:
-        assert await out.write(events(20)) is None
-        assert await out.write(events(20)) is None
+        assert await out.write(out.format(events(20))) is None
+        assert await out.write(out.format(events(20))) is None
     finally:
         await out.close()
     assert await count(admin, index) == 20
@@ -78,8 +78,8 @@ async def test_index_then_rewrite_is_idempotent(admin: AsyncElasticsearch, index
 async def test_create_conflicts_are_delivered(admin: AsyncElasticsearch, index: str) -> None:
     out = ElasticsearchOutput(index=index, action="create", **output_settings())
     try:
-        assert await out.write(events(5)) is None
-        assert await out.write(events(5)) is None
+        assert await out.write(out.format(events(5))) is None
+        assert await out.write(out.format(events(5))) is None
     finally:
         await out.close()
     assert await count(admin, index) == 5
@@ -88,7 +88,7 @@ async def test_create_conflicts_are_delivered(admin: AsyncElasticsearch, index: 
 async def test_mapping_error_reason_from_the_server(admin: AsyncElasticsearch, index: str) -> None:
     out = ElasticsearchOutput(index=index, **output_settings())
     try:
-        result = await out.write([Event("a", T0, {"seq": 1}), Event("a", T0, {"seq": "not a number"})])
+        result = await out.write(out.format([Event("a", T0, {"seq": 1}), Event("a", T0, {"seq": "not a number"})]))
     finally:
         await out.close()
     assert isinstance(result, WriteResult) and result.retry == []

@@ -45,8 +45,8 @@ async def test_insert_time_and_idempotent_retry(db: Any) -> None:
     client, name = db
     out = MongoOutput(uri=URI, database=name, collection="logs")
     try:
-        assert await out.write(events(10)) is None
-        assert await out.write(events(10)) is None  # duplicates (11000) count as delivered
+        assert await out.write(out.format(events(10))) is None
+        assert await out.write(out.format(events(10))) is None  # duplicates (11000) count as delivered
     finally:
         await out.close()
     docs = await client[name]["logs"].find().sort("seq").to_list()
@@ -60,7 +60,7 @@ async def test_validation_failure_is_a_permanent_failure_with_reason(db: Any) ->
         "bsonType": "object", "properties": {"seq": {"bsonType": "int"}}}})
     out = MongoOutput(uri=URI, database=name, collection="strict")
     try:
-        result = await out.write([Event("a", T0, {"seq": 1}), Event("a", T0 + 1, {"seq": "x"})])
+        result = await out.write(out.format([Event("a", T0, {"seq": 1}), Event("a", T0 + 1, {"seq": "x"})]))
     finally:
         await out.close()
     assert isinstance(result, WriteResult) and result.retry == []
@@ -72,7 +72,7 @@ async def test_capped_collection_is_created(db: Any) -> None:
     client, name = db
     out = MongoOutput(uri=URI, database=name, collection="capped", capped=True, capped_size="1m")
     try:
-        assert await out.write(events(3)) is None
+        assert await out.write(out.format(events(3))) is None
     finally:
         await out.close()
     options = await client[name]["capped"].options()
