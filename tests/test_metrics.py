@@ -43,6 +43,9 @@ MINIMAL: dict[tuple[str, str], dict[str, Any]] = {
     ("codec", "multiline"): {"pattern": "^\\s", "what": "previous"},
     ("filter", "rewrite_tag_filter"): {"rule": {"key": "message", "pattern": "^x", "tag": "x.${tag}"}},
     ("output", "rabbitmq"): {"exchange": "logs", "exchange_type": "direct"},
+    ("output", "s3"): {"bucket": "logs"},
+    ("output", "fluent_file"): {"path": "/tmp/logpipe-test-metrics/out"},
+    ("output", "secondary_file"): {"directory": "/tmp/logpipe-test-metrics"},
 }
 #: Runs code from the config, which logpipe refuses to build at all.
 NOT_BUILDABLE = {("filter", "ruby")}

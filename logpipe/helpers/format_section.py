@@ -1,41 +1,42 @@
-"""Fluentd's `<format>` section on an output, as the codec that writes the same bytes.
-
-fluent-plugin-kafka, fluent-plugin-rabbitmq and out_s3 say how a record becomes bytes with
-`<format> @type json </format>` where Logstash says `codec => json`; one declaration here, so
-each output accepts it the same way (a `codec` written beside it wins).
-"""
+"""Fluentd's `<format>` on a codec-driven output (kafka, rabbitmq, s3): the formatter the
+section describes (logpipe/helpers/formatter.py, Fluentd's formatters byte for byte) as the
+codec the output encodes with. fluent-plugin-kafka, fluent-plugin-rabbitmq and out_s3 say
+`<format> @type json </format>` where Logstash says `codec => json`; a `codec` written beside
+it wins. Plugins list `FormatSection` in their helpers for the setting."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from logpipe.base import Codec
-from logpipe.registry import create_codec
-from logpipe.settings import Section, Setting
+from logpipe.base import Codec, Plugin
+from logpipe.event import Event
+from logpipe.helpers.formatter import FormatSection, Formatter
 
-FORMATS = ("json", "single_value", "msgpack")
-
-FORMAT_SECTION = Section("format", [
-    Setting("@type", "string", default="json", choices=FORMATS, doc="json, single_value, msgpack"),
-    Setting("message_key", "string", default="message", doc="single_value: the field written"),
-    Setting("add_newline", "bool", default=True, doc="single_value: end with a newline"),
-], doc="Fluentd <format>: how a record becomes bytes (instead of codec)")
+__all__ = ["FormatSection", "FormatterCodec", "codec_from_format"]
 
 
-def format_codec(section: Any, *, lines: bool = False) -> Codec:
-    """The codec of a `<format>` section; `lines`: each record ends with a newline (a file or
-    an object of many records: json → json_lines)."""
-    kind = section["@type"]
-    if kind == "single_value":
-        name = "line" if section["add_newline"] else "plain"
-        return create_codec(name, format=f"%{{[{section['message_key']}]}}")
-    if kind == "json" and lines:
-        return create_codec("json_lines")
-    return create_codec(kind)
+class FormatterCodec(Codec):
+    """Encodes each event as `formatter.format(tag, time, record)`; outputs only."""
+
+    name = "fluentd_format"
+
+    def __init__(self, formatter: Formatter) -> None:
+        super().__init__()
+        self.formatter = formatter
+
+    def encode(self, events: list[Event]) -> bytes:
+        return b"".join(self.encode_each(events))
+
+    def encode_each(self, events: list[Event]) -> list[bytes]:
+        line = self.formatter.format
+        return [line(ev.tag, ev.time, ev.record) for ev in events]
+
+    def decode(self, lines: list[str]) -> list[dict[str, Any]]:
+        raise NotImplementedError("a <format> section encodes; use a codec or <parse> to decode")
 
 
-def codec_from_settings(settings: dict[str, Any], params: dict[str, Any], *, lines: bool = False) -> Codec | None:
-    """The `<format>` codec when the user wrote a format section and no codec, else None."""
-    if "format" in settings and "codec" not in settings:
-        return format_codec(params["format"], lines=lines)
-    return None
+def codec_from_format(plugin: Plugin, settings: dict[str, Any], default_type: str) -> Codec | None:
+    """The `<format>` section's codec when the user wrote one and no codec, else None."""
+    if plugin.params.get("format") is None or "codec" in settings:
+        return None
+    return FormatterCodec(FormatSection.create(plugin, default_type))

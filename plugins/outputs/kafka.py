@@ -33,7 +33,7 @@ from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import MISSING, compile_getter
 from logpipe.helpers.broker_message import encode_event
-from logpipe.helpers.format_section import FORMAT_SECTION, codec_from_settings
+from logpipe.helpers.format_section import FormatSection, codec_from_format
 from logpipe.helpers.kafka_client import KafkaConnection
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult, compile_sprintf
 
@@ -41,7 +41,7 @@ from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult, 
 class KafkaOutput(Output):
     name = "kafka"
     doc = "Kafka producer: one record per event, acknowledged by the broker (acks => all)"
-    helpers = [KafkaConnection]
+    helpers = [KafkaConnection, FormatSection]
     settings: ClassVar[list[Setting]] = [
         Setting("topic_id", "string", spellings=("topic",),
                 doc="topic (sprintf); unset: the topic_key field, default_topic, the tag"),
@@ -65,7 +65,6 @@ class KafkaOutput(Output):
         Setting("linger_ms", "int", default=0, min=0, doc="wait this long for more records to batch"),
         Setting("max_request_size", "int", default=1_048_576, min=1, doc="largest request (and record) sent"),
         Setting("codec", "codec", default="json", doc="how an event becomes a record value"),
-        FORMAT_SECTION,
     ]
     topic_id: str | None
     default_topic: str | None
@@ -83,7 +82,7 @@ class KafkaOutput(Output):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self.codec = codec_from_settings(settings, self.params) or self.codec
+        self.codec = codec_from_format(self, settings, "json") or self.codec
         self.acks: int | str = "all" if self.params["acks"] in ("all", "-1") else int(self.params["acks"])
         idempotent = self.params["enable_idempotence"]
         self.idempotent = self.acks == "all" if idempotent is None else idempotent

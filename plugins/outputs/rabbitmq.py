@@ -33,7 +33,7 @@ from logpipe.event import Event
 from logpipe.fields import compile_sprintf
 from logpipe.helpers.amqp_client import TRANSIENT_ERRORS, AmqpConnection
 from logpipe.helpers.broker_message import encode_event
-from logpipe.helpers.format_section import FORMAT_SECTION, codec_from_settings
+from logpipe.helpers.format_section import FormatSection, codec_from_format
 from logpipe.helpers.routed import pack_routed, unpack_routed
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
 
@@ -50,7 +50,7 @@ _PROPERTIES = {
 class RabbitMQOutput(Output):
     name = "rabbitmq"
     doc = "RabbitMQ: one AMQP message per event to an exchange, delivered once the broker confirms it"
-    helpers = [AmqpConnection]
+    helpers = [AmqpConnection, FormatSection]
     settings: ClassVar[list[Setting]] = [
         Setting("exchange", "string", required=True, doc="exchange to publish to"),
         Setting("exchange_type", "string", required=True, choices=EXCHANGE_TYPES, doc="type of that exchange"),
@@ -73,7 +73,6 @@ class RabbitMQOutput(Output):
         Setting("confirm_timeout", "duration", default=30.0, min=0.001,
                 doc="how long a chunk may wait for the broker's confirms before it is retried"),
         Setting("codec", "codec", default="json", doc="how an event becomes a message body"),
-        FORMAT_SECTION,
     ]
     exchange: str
     exchange_type: str
@@ -86,7 +85,7 @@ class RabbitMQOutput(Output):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self.codec = codec_from_settings(settings, self.params) or self.codec
+        self.codec = codec_from_format(self, settings, "json") or self.codec
         AmqpConnection.hosts(self)  # a bad host is a config error now, not at the first write
         self._key = compile_sprintf(self.key)
         self._property_values = self._message_properties()

@@ -32,7 +32,7 @@ from botocore.session import get_session
 
 from logpipe.errors import ConfigError
 from logpipe.event import Event
-from logpipe.helpers.format_section import FORMAT_SECTION, codec_from_settings
+from logpipe.helpers.format_section import FormatSection, codec_from_format
 from logpipe.helpers.routed import group_routed, pack_routed, unpack_routed
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
 
@@ -48,6 +48,7 @@ MAX_PUT = 5 * 1024 ** 3
 
 class S3Output(Output):
     name = "s3"
+    helpers = [FormatSection]
     doc = "Amazon S3 (or S3-compatible): one object per buffer chunk, delivered once PutObject succeeded"
     settings: ClassVar[list[Setting]] = [
         Setting("bucket", "string", required=True, spellings=("s3_bucket",), doc="bucket name"),
@@ -83,7 +84,6 @@ class S3Output(Output):
                 doc="rotate: minutes after which an object is written (the flush_interval default)"),
         Setting("upload_timeout", "duration", default=120.0, min=0.001, doc="how long one PutObject may take"),
         Setting("codec", "codec", default="json_lines", doc="how events become the object's lines"),
-        FORMAT_SECTION,
     ]
     bucket: str
     encoding: str
@@ -93,7 +93,7 @@ class S3Output(Output):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self.codec = codec_from_settings(settings, self.params, lines=True) or self.codec
+        self.codec = codec_from_format(self, settings, "out_file") or self.codec
         p = self.params
         self._rotation_defaults(p)
         gzip_it = p["encoding"] == "gzip" or p["store_as"] == "gzip"

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import aio_pika
+import msgpack
 import orjson
 import pytest
 
@@ -14,6 +15,7 @@ from logpipe.build import instantiate
 from logpipe.config import load_config_string
 from logpipe.errors import ConfigError
 from logpipe.event import Event
+from logpipe.helpers.routed import unpack_routed
 from logpipe.plugin import RetryableError
 from logpipe.testing import OutputDriver
 from logpipe_plugins.outputs.rabbitmq import RabbitMQOutput
@@ -175,5 +177,7 @@ def test_a_fluentd_format_section_picks_the_codec() -> None:
     cfg = load_config_string("<match **>\n  @type rabbitmq\n  exchange logs\n  exchange_type fanout\n"
                              "  <format>\n    @type msgpack\n  </format>\n</match>\n", "fd.conf")
     out = instantiate(first_plugin(cfg.outputs))
-    assert out.codec.name == "msgpack"  # type: ignore[attr-defined]
+    assert isinstance(out, RabbitMQOutput)
+    [item] = out.format([Event("t", T0, {"seq": 1})])
+    assert msgpack.unpackb(unpack_routed(item)[1]) == {"seq": 1}  # Fluentd's msgpack formatter: the record
     assert RabbitMQOutput(exchange="x", exchange_type="direct").codec.name == "json"
