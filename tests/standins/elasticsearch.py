@@ -12,6 +12,13 @@ request fails as it would against a server:
 - `_bulk` NDJSON parsed line by line (index, create, delete, update), the final
   newline required, gzip bodies accepted, per-item results in request order,
   `filter_path` applied to the response;
+- index templates (`_index_template` composable, `_template` legacy: PUT, GET, HEAD,
+  `?create=true` refusing an existing one), ILM policies (`_ilm/policy`), indices created
+  with aliases (`PUT /<logstash-{now/d}-000001>` date math, `is_write_index`), `_alias`
+  lookups, and data streams: a `create` into a name whose matching composable template
+  has `data_stream` (ES ships `logs-*-*`) makes the stream and its `.ds-` backing index;
+  `index` into a stream, or a document without `@timestamp`, is refused as ES refuses it;
+  writes to an alias go to its write index;
 - a small dynamic mapping per index, so a field first seen as a number and later
   as "abc" is a 400 `document_parsing_exception` with ES's reason text, and
   invalid index names and `_id` inside a document are refused as ES refuses them.
@@ -109,6 +116,17 @@ class ESStandIn:
         self.actions: list[Doc] = []
         self.keep_actions = keep_actions
         self.rng = random.Random(seed)
+        #: Composable templates by name (ES ships `logs`, matching logs-*-* with data_stream).
+        self.templates: dict[str, Doc] = {
+            "logs": {"index_patterns": ["logs-*-*"], "priority": 100, "data_stream": {},
+                     "composed_of": ["logs-mappings", "logs-settings"]}}
+        self.legacy_templates: dict[str, Doc] = {}
+        self.policies: dict[str, Doc] = {}
+        #: alias -> {index: is_write_index}
+        self.aliases: dict[str, dict[str, bool]] = {}
+        #: data stream -> backing indices
+        self.data_streams: dict[str, list[str]] = {}
+        self.index_settings: dict[str, Doc] = {}
         self.bulk_done = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -126,6 +144,13 @@ class ESStandIn:
         for method in ("POST", "PUT"):
             app.router.add_route(method, "/_bulk", self._bulk)
             app.router.add_route(method, "/{index}/_bulk", self._bulk)
+        for kind in ("_index_template", "_template"):
+            app.router.add_route("*", "/" + kind + "/{name}", functools.partial(self._template, kind))
+        app.router.add_route("*", "/_ilm/policy/{name}", self._policy)
+        app.router.add_route("*", "/_alias/{name}", self._alias)
+        app.router.add_route("GET", "/_data_stream/{name}", self._data_stream)
+        app.router.add_route("PUT", "/{index:<.+>}", self._create_index)  # date math holds a /
+        app.router.add_route("PUT", "/{index}", self._create_index)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -152,7 +177,8 @@ class ESStandIn:
 
     def docs(self, index: str | None = None) -> list[Doc]:
         if index is not None:
-            return list(self.indices.get(index, {}).values())
+            names = self.data_streams.get(index) or list(self.aliases.get(index, {})) or [index]
+            return [d for name in names for d in self.indices.get(name, {}).values()]
         return [d for docs in self.indices.values() for d in docs.values()]
 
     def count(self) -> int:
@@ -247,6 +273,182 @@ class ESStandIn:
             "tagline": "You Know, for Search",
         }
         return self._reply(request, 200, body, compat)
+
+    # ---- templates, ILM, aliases, data streams -----------------------------------------
+
+    async def _admin(self, request: web.Request) -> tuple[int | None, web.Response | None, Doc | None]:
+        """Headers, auth and the JSON body of an admin request."""
+        self.stats.requests += 1
+        has_body = request.can_read_body
+        compat, bad = self._check_headers(request, has_body=has_body)
+        if bad is None:
+            bad = self._check_auth(request, compat)
+        if bad is not None or not has_body:
+            return compat, bad, None
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return compat, self._error(request, 400, "x_content_parse_exception", f"[1:1] {exc}", compat), None
+        return compat, None, body if isinstance(body, dict) else {}
+
+    async def _template(self, kind: str, request: web.Request) -> web.Response:
+        compat, bad, body = await self._admin(request)
+        if bad is not None:
+            return bad
+        name = request.match_info["name"]
+        store = self.templates if kind == "_index_template" else self.legacy_templates
+        if request.method == "PUT" or request.method == "POST":
+            if request.query.get("create") == "true" and name in store:
+                return self._error(request, 400, "illegal_argument_exception",
+                                   f"index template [{name}] already exists", compat)
+            if not body or "index_patterns" not in body:
+                return self._error(request, 400, "action_request_validation_exception",
+                                   "Validation Failed: 1: index patterns are missing;", compat)
+            misplaced = next((k for k in ("settings", "mappings") if k in body), None)
+            if kind == "_index_template" and misplaced:
+                return self._error(request, 400, "x_content_parse_exception",
+                                   f"[1:2] [index_template] unknown field [{misplaced}]", compat)
+            store[name] = body
+            return self._reply(request, 200, {"acknowledged": True}, compat)
+        if request.method == "DELETE" and name in store:
+            del store[name]
+            return self._reply(request, 200, {"acknowledged": True}, compat)
+        if name not in store:
+            if request.method == "HEAD":
+                return self._reply(request, 404, {}, compat)
+            return self._error(request, 404, "resource_not_found_exception",
+                               f"index template matching [{name}] not found", compat)
+        if request.method == "HEAD":
+            return self._reply(request, 200, {}, compat)
+        if kind == "_index_template":
+            return self._reply(request, 200, {"index_templates": [{"name": name, "index_template": store[name]}]},
+                               compat)
+        return self._reply(request, 200, {name: store[name]}, compat)
+
+    async def _policy(self, request: web.Request) -> web.Response:
+        compat, bad, body = await self._admin(request)
+        if bad is not None:
+            return bad
+        name = request.match_info["name"]
+        if request.method == "PUT":
+            if not body or not isinstance(body.get("policy"), dict):
+                return self._error(request, 400, "parse_exception", "request body is required", compat)
+            version = self.policies.get(name, {}).get("version", 0) + 1
+            self.policies[name] = {"version": version, "modified_date": "2026-01-01T00:00:00.000Z",
+                                   "policy": body["policy"]}
+            return self._reply(request, 200, {"acknowledged": True}, compat)
+        if name not in self.policies:
+            return self._error(request, 404, "resource_not_found_exception", f"Lifecycle policy not found: {name}",
+                               compat)
+        return self._reply(request, 200, {name: self.policies[name]}, compat)
+
+    async def _alias(self, request: web.Request) -> web.Response:
+        compat, bad, _ = await self._admin(request)
+        if bad is not None:
+            return bad
+        name = request.match_info["name"]
+        members = self.aliases.get(name)
+        if not members:
+            if request.method == "HEAD":
+                return self._reply(request, 404, {}, compat)
+            return self._reply(request, 404, {"error": f"alias [{name}] missing", "status": 404}, compat)
+        return self._reply(request, 200, {index: {"aliases": {name: {"is_write_index": w} if w else {}}}
+                                          for index, w in members.items()}, compat)
+
+    async def _data_stream(self, request: web.Request) -> web.Response:
+        compat, bad, _ = await self._admin(request)
+        if bad is not None:
+            return bad
+        name = request.match_info["name"]
+        if name not in self.data_streams:
+            return self._error(request, 404, "index_not_found_exception", f"no such index [{name}]", compat)
+        backing = self.data_streams[name]
+        template = self._matching_template(name)
+        return self._reply(request, 200, {"data_streams": [{
+            "name": name, "timestamp_field": {"name": "@timestamp"},
+            "indices": [{"index_name": i, "index_uuid": uuid.uuid5(uuid.NAMESPACE_DNS, i).hex} for i in backing],
+            "generation": len(backing), "status": "GREEN", "template": template[0] if template else None,
+            "hidden": False, "system": False}]}, compat)
+
+    async def _create_index(self, request: web.Request) -> web.Response:
+        compat, bad, body = await self._admin(request)
+        if bad is not None:
+            return bad
+        name = resolve_date_math(request.match_info["index"])
+        problem = _index_name_problem(name)
+        if problem:
+            return self._error(request, 400, "invalid_index_name_exception", f"Invalid index name [{name}], {problem}",
+                               compat)
+        if name in self.aliases:
+            return self._error(request, 400, "invalid_index_name_exception",
+                               f"Invalid index name [{name}], already exists as alias", compat)
+        if name in self.indices:
+            return self._error(request, 400, "resource_already_exists_exception",
+                               f"index [{name}/{uuid.uuid5(uuid.NAMESPACE_DNS, name).hex[:22]}] already exists",
+                               compat)
+        for alias, spec in ((body or {}).get("aliases") or {}).items():
+            if alias in self.indices:
+                return self._error(request, 400, "invalid_alias_name_exception",
+                                   f"Invalid alias name [{alias}]: an index or data stream exists with the same name "
+                                   "as the alias", compat)
+            self.aliases.setdefault(alias, {})[name] = bool((spec or {}).get("is_write_index"))
+        self._new_index(name)
+        return self._reply(request, 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}, compat)
+
+    def _new_index(self, name: str) -> None:
+        """An index, with the settings of the templates that match it (composable first)."""
+        self.indices.setdefault(name, {})
+        settings: Doc = {}
+        for legacy in sorted(self.legacy_templates.values(), key=lambda t: t.get("order", 0)):
+            if any(fnmatch.fnmatchcase(name, p) for p in _patterns(legacy)):
+                settings.update(legacy.get("settings") or {})
+        match = self._matching_template(name)
+        if match is not None:
+            settings = dict((match[1].get("template") or {}).get("settings") or {})
+        self.index_settings[name] = settings
+
+    def _matching_template(self, name: str) -> tuple[str, Doc] | None:
+        """The composable template ES applies: the matching one of highest priority."""
+        found = [(t.get("priority", 0), n, t) for n, t in self.templates.items()
+                 if any(fnmatch.fnmatchcase(name, p) for p in _patterns(t))]
+        if not found:
+            return None
+        _, tname, template = max(found, key=lambda f: (f[0], f[1]))
+        return tname, template
+
+    def _resolve(self, op: _Op) -> tuple[str | None, Doc | None]:
+        """The concrete index a bulk item writes to, or an item error (as ES words it)."""
+        name = op.index
+        members = self.aliases.get(name)
+        if members:
+            writers = [i for i, w in members.items() if w] or (list(members) if len(members) == 1 else [])
+            if not writers:
+                return None, {"type": "illegal_argument_exception", "reason": f"no write index is defined for alias "
+                              f"[{name}]. The write index may be explicitly disabled using is_write_index=false "
+                              "or the alias points to multiple indices without one being designated as a write index"}
+            return writers[0], None
+        stream = self.data_streams.get(name)
+        if stream is None and name not in self.indices:
+            match = self._matching_template(name)
+            if match is not None and "data_stream" in match[1]:
+                if op.action != "create":
+                    return None, {"type": "illegal_argument_exception",
+                                  "reason": "only write ops with an op_type of create are allowed in data streams"}
+                stream = self.data_streams[name] = [f".ds-{name}-{time.strftime('%Y.%m.%d', time.gmtime())}-000001"]
+                self._new_index(stream[0])
+        if stream is not None:
+            if op.action not in ("create", "delete"):
+                return None, {"type": "illegal_argument_exception",
+                              "reason": "only write ops with an op_type of create are allowed in data streams"}
+            if op.source is not None and "@timestamp" not in op.source:
+                return None, {"type": "document_parsing_exception",
+                              "reason": "[1:1] failed to parse: data stream timestamp field [@timestamp] is missing",
+                              "caused_by": {"type": "illegal_argument_exception",
+                                            "reason": "data stream timestamp field [@timestamp] is missing"}}
+            return stream[-1], None
+        if name not in self.indices:
+            self._new_index(name)
+        return name, None
 
     async def _unknown(self, request: web.Request) -> web.Response:
         self.stats.requests += 1
@@ -346,6 +548,12 @@ class ESStandIn:
         if forced is not None:
             etype, reason = _ITEM_ERRORS.get(forced, ("exception", "forced failure"))
             return _item_error(head, forced, etype, reason.format(index=index, id=doc_id))
+        concrete, refused = self._resolve(op)
+        if refused is not None or concrete is None:
+            refused = refused or {}
+            return _item_error(head, 400, refused.get("type", "illegal_argument_exception"),
+                               refused.get("reason", ""), refused.get("caused_by"))
+        index = head["_index"] = concrete
         docs = self.indices.setdefault(index, {})
         if op.action == "delete":
             if doc_id in docs:
@@ -353,10 +561,17 @@ class ESStandIn:
                 return {**head, "result": "deleted", "status": 200}
             return {**head, "result": "not_found", "status": 404}
         if op.action == "update":
-            if doc_id not in docs:
-                return _item_error(head, 404, "document_missing_exception", f"[{doc_id}]: document missing")
             assert op.source is not None
-            source = {**docs[doc_id], **(op.source.get("doc") or {})}
+            partial = op.source.get("doc") or {}
+            if doc_id not in docs:
+                if op.source.get("doc_as_upsert"):
+                    source = partial
+                elif isinstance(op.source.get("upsert"), dict):
+                    source = op.source["upsert"]
+                else:
+                    return _item_error(head, 404, "document_missing_exception", f"[{doc_id}]: document missing")
+            else:
+                source = {**docs[doc_id], **partial}
         else:
             assert op.source is not None
             source = op.source
@@ -390,6 +605,29 @@ class _Op:
     source: Doc | None
     meta: Doc
     parse_error: str | None = None
+
+
+def _patterns(template: Doc) -> list[str]:
+    patterns = template.get("index_patterns") or []
+    return [patterns] if isinstance(patterns, str) else list(patterns)
+
+
+_DATE_MATH = re.compile(r"\{now(?:/([dMyHwm]))?(?:\{([^}|]*)(?:\|[^}]*)?\})?\}")
+_JODA = (("yyyy", "%Y"), ("YYYY", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"))
+
+
+def resolve_date_math(name: str) -> str:
+    """`<logstash-{now/d}-000001>` → `logstash-2026.12.02-000001` (UTC), as ES resolves index names."""
+    if not (name.startswith("<") and name.endswith(">")):
+        return name
+
+    def date(match: re.Match[str]) -> str:
+        fmt = match.group(2) or "yyyy.MM.dd"
+        for joda, strf in _JODA:
+            fmt = fmt.replace(joda, strf)
+        return time.strftime(fmt, time.gmtime())
+
+    return _DATE_MATH.sub(date, name[1:-1])
 
 
 def _parse_bulk(body: bytes, path_index: str | None) -> list[_Op]:

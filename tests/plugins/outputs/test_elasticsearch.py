@@ -110,11 +110,11 @@ async def test_record_timestamp_is_kept_and_precision_is_configurable(es: ESStan
 
 async def test_index_sprintf_and_fluentd_naming(es: ESStandIn, make_output) -> None:
     ev = [Event("web.access", T0, {"service": "api", "n": 1})]
-    await send((await make_output(index="logs-%{service}-%{+YYYY.MM}")), ev)
+    await send((await make_output(index="app-%{service}-%{+YYYY.MM}")), ev)
     await send((await make_output(logstash_format=True, logstash_prefix="fd-${tag}",
                              logstash_dateformat="%Y%m%d")), ev)
     await send((await make_output(index_name="idx-${tag_parts[1]}")), ev)
-    assert set(es.indices) == {"logs-api-2023.11", "fd-web.access-20231114", "idx-access"}
+    assert set(es.indices) == {"app-api-2023.11", "fd-web.access-20231114", "idx-access"}
 
 
 async def test_routing_pipeline_and_action_go_in_the_action_line(es: ESStandIn, make_output) -> None:
