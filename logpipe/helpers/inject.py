@@ -64,8 +64,7 @@ def _iso8601(zone: Any) -> Callable[[int], str]:
     """No time_format: Ruby's Time#iso8601, as Fluentd's TimeFormatter — `Z` in UTC, else `+09:00`."""
     if zone is UTC:
         return lambda ns: datetime.fromtimestamp(ns // NS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with_offset = compile_strftime("%Y-%m-%dT%H:%M:%S%:z", zone)
-    return with_offset
+    return compile_strftime("%Y-%m-%dT%H:%M:%S%:z", zone)
 
 
 def compile_injector(conf: dict[str, Any]) -> Callable[[Event], Event] | None:
@@ -107,14 +106,15 @@ def compile_injector(conf: dict[str, Any]) -> Callable[[Event], Event] | None:
 
     def inject(ev: Event) -> Event:
         record = dict(ev.record)
-        if time_key:
-            record[str(time_key)] = time_value(ev.time)
-        if tag_key:
-            record[str(tag_key)] = ev.tag
+        # Fluentd's inject_values_to_record order: hostname, worker id, tag, time.
         if host_key:
             record[str(host_key)] = hostname
         if worker_key:
             record[str(worker_key)] = worker
+        if tag_key:
+            record[str(tag_key)] = ev.tag
+        if time_key:
+            record[str(time_key)] = time_value(ev.time)
         return Event(ev.tag, ev.time, record, ev.meta)
 
     return inject

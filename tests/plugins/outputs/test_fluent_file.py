@@ -242,3 +242,32 @@ async def test_stdout_format_sections(tmp_path: Path, capfd: pytest.CaptureFixtu
     assert "k:v" in lines
     assert '2011-01-02 13:14:15.000000000 +0000 b: {"k"=>"v"}' in lines  # this machine runs in UTC
     assert '{"k":"v","t":"c"}' in lines
+
+
+async def test_inject_keys_in_fluentd_order_before_json(tmp_path: Path) -> None:
+    """Byte for byte what Fluentd 1.14.4 wrote for this config (differential run, see the issue note)."""
+    out = tmp_path / "out"
+    config = f"""
+<match **>
+  @type file
+  path {out}/${{tag}}/%Y%m%d/app
+  <inject>
+    tag_key t
+    time_key ts
+    time_type string
+    utc true
+  </inject>
+  <format>
+    @type json
+  </format>
+  <buffer tag,time>
+    @type memory
+    timekey 1d
+    timekey_use_utc true
+    timekey_wait 0
+  </buffer>
+</match>
+"""
+    await run(config, tmp_path, [("app.web", 1362020400 * S, {"level": "ERROR", "code": 500, "msg": 'a "q"'})])
+    assert files(out) == {"app.web/20130228/app_0.log":
+                          b'{"level":"ERROR","code":500,"msg":"a \\"q\\"","t":"app.web","ts":"2013-02-28T03:00:00Z"}\n'}
