@@ -144,8 +144,11 @@ def test_kill9_before_positions_are_saved_rereads_without_duplicate_documents(
     per_line = Counter(final.messages.values())
     assert set(per_line) == set(lines)
     assert sorted(set(per_line.values())) == [1], f"{sum(per_line.values()) - n} duplicate documents"
-    # Every line indexed before the kill was indexed again after it, under the same id.
-    assert final.duplicates_absorbed >= indexed_at_kill
+    # The lines read again that the file buffer had stored are skipped (its durable marks,
+    # logpipe/buffer/marks.py); what is sent again is at most the chunk being written at the
+    # kill (chunk_limit_records 500, one flush worker), under the same ids. Before the marks
+    # every line indexed before the kill was sent again.
+    assert final.duplicates_absorbed <= 500 < indexed_at_kill
     if ids == "fingerprint_id":
         assert_exactly(final.messages, lines)
     code, _ = second.terminate(15)

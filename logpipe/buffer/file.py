@@ -49,6 +49,7 @@ import msgpack
 
 from logpipe.ack import Ack
 from logpipe.buffer.keys import ChunkKey
+from logpipe.buffer.marks import StoredMarks
 from logpipe.buffer.store import BufferStore, Chunk
 from logpipe.errors import ConfigError
 from logpipe.event import Event
@@ -263,6 +264,7 @@ class FileStore(BufferStore):
         self._syncer: asyncio.Task[None] | None = None
         self._round: asyncio.Future[None] | None = None
         self.quarantined = 0
+        self.marks = StoredMarks(os.path.join(path, "stored.marks")) if fsync != "never" else None
 
     def stats(self) -> dict[str, Any]:
         return {"quarantined_chunks": self.quarantined, "buffer_path": self.dir}
@@ -293,6 +295,8 @@ class FileStore(BufferStore):
                 f"buffer directory {self.dir} is in use by another output or process "
                 "(give each output its own 'id' or 'buffer_path')", setting="buffer_path") from None
         self._dir_fd = os.open(self.dir, os.O_RDONLY)
+        if self.marks is not None:
+            self.marks.load()
         return self._replay()
 
     def _replay(self) -> list[FileChunk]:
@@ -413,6 +417,13 @@ class FileStore(BufferStore):
             chunk.dirty = True
             self._dirty.append(chunk)
 
+    def skip_stored(self, events: list[Event]) -> list[Event]:
+        return self.marks.skip(events) if self.marks is not None else events
+
+    def note_stored(self, events: list[Event]) -> None:
+        if self.marks is not None:
+            self.marks.note(events)
+
     def commit(self, ack: Ack) -> None:
         if self.fsync == "never":
             return
@@ -458,11 +469,14 @@ class FileStore(BufferStore):
             chunk.dirty = False
             chunk.syncing = True
         fds = [c.fd for c in chunks if c.fd is not None]
+        marks = self.marks.snapshot() if self.marks is not None else None
         try:
-            await asyncio.to_thread(self._fsync_all, fds, dir_dirty)
+            await asyncio.to_thread(self._fsync_all, fds, dir_dirty, marks)
         except OSError as exc:
             # Not durable: keep the acknowledgements held and try again.
             self.log.error("buffer %s: fsync failed (%s); acknowledgements wait", self.dir, exc)
+            if self.marks is not None and marks is not None:
+                self.marks.dirty = True
             for chunk in chunks:
                 chunk.syncing = False
                 self._mark_dirty(chunk)
@@ -477,9 +491,12 @@ class FileStore(BufferStore):
         for ack in acks:
             ack.release()
 
-    def _fsync_all(self, fds: list[int], dir_too: bool) -> None:
+    def _fsync_all(self, fds: list[int], dir_too: bool, marks: bytes | None = None) -> None:
+        """The chunk files first, then the marks: a mark never names a line not on disk."""
         for fd in fds:
             os.fsync(fd)
+        if marks is not None and self.marks is not None:
+            self.marks.write(marks)
         if dir_too and self._dir_fd is not None:
             os.fsync(self._dir_fd)
 

@@ -73,6 +73,8 @@ _COUNTERS = {
     "write_errors": ("write_errors", "writes that raised (whole chunk retried)"),
     "dead_lettered": ("events_dead_lettered", "events that failed for good"),
     "dropped": ("events_dropped", "events dropped by the overflow policy"),
+    "skipped_stored": ("events_skipped_stored",
+                       "lines read again after a crash that the file buffer already held or delivered"),
 }
 
 
@@ -267,6 +269,13 @@ class OutputRunner:
             return
         if self._closing:
             raise RuntimeError(f"output {self.id}: put after stop")
+        if self._store.durable:
+            fresh = self._store.skip_stored(events)
+            if len(fresh) < len(events):
+                self._count("skipped_stored", len(events) - len(fresh))
+                events = fresh
+                if not events:
+                    return
         groups: list[tuple[ChunkKey, list[Any]]] = group_events(events, self._key_fn)
         if self.formats:
             formatted = []
@@ -275,10 +284,12 @@ class OutputRunner:
                 if items:
                     formatted.append((key, items))
             groups = formatted
-        await self.put_formatted(groups, ack)
+        await self.put_formatted(groups, ack, events)
 
-    async def put_formatted(self, groups: list[tuple[ChunkKey, list[Any]]], ack: Ack) -> None:
-        """Buffer items already grouped by chunk key (and formatted, for an output that formats)."""
+    async def put_formatted(self, groups: list[tuple[ChunkKey, list[Any]]], ack: Ack,
+                            events: list[Event] | None = None) -> None:
+        """Buffer items already grouped by chunk key (and formatted, for an output that formats);
+        `events`, when known, are what the items came from (a file buffer marks their origins)."""
         if self._closing:
             raise RuntimeError(f"output {self.id}: put after stop")
         cfg = self.config
@@ -306,6 +317,8 @@ class OutputRunner:
                     log.error("output %s: cannot store %d event(s) in the buffer (%s); retrying in %.1fs",
                               self.id, len(part), exc, cfg.retry_wait)
                     await self._sleep(cfg.retry_wait)
+        if events is not None:
+            self._store.note_stored(events)
         self._store.commit(ack)
         if ack.report is not None and self._store.durable:
             ack.report.add_stored(self.id, count)  # acknowledged at fsync; delivered later, maybe elsewhere

@@ -17,6 +17,7 @@ from typing import Any
 
 from logpipe.ack import Ack
 from logpipe.buffer.keys import ChunkKey
+from logpipe.event import Event
 
 
 class Chunk:
@@ -61,6 +62,14 @@ class BufferStore(ABC):
     @abstractmethod
     def append(self, chunk: Chunk, items: list[Any], payload: Any, nbytes: int, ack: Ack) -> None:
         """Add an encoded batch to a staged chunk."""
+
+    def skip_stored(self, events: list[Event]) -> list[Event]:
+        """The events this store does not already hold or has not delivered (a durable store
+        remembers what tail lines it took: logpipe/buffer/marks.py)."""
+        return events
+
+    def note_stored(self, events: list[Event]) -> None:  # noqa: B027 - optional: only durable stores mark
+        """These events were appended (before `commit`)."""
 
     @abstractmethod
     def commit(self, ack: Ack) -> None:
