@@ -23,7 +23,7 @@ FLUENTD_WELL_KNOWN: dict[str, frozenset[str]] = {
         "kinesis_streams_aggregated", "cloudwatch_logs", "bigquery", "bigquery_insert", "bigquery_load",
         "splunk_hec", "splunk", "datadog", "loki", "google_cloud", "gelf", "influxdb", "webhdfs", "http", "exec",
         "exec_filter", "roundrobin", "secure_forward", "flowcounter", "prometheus", "sumologic",
-        "azure-loganalytics", "newrelic", "opensearch", "elasticsearch_dynamic",
+        "azure-loganalytics", "newrelic", "elasticsearch_dynamic",
         "rewrite_tag_filter", "relabel", "secondary_file", "redis", "mongo_replset", "cloudwatch", "gcs",
         "azure_storage_append_blob", "kafka_rest", "slack", "mail", "sql", "mysql", "postgres", "zabbix",
         "grepcounter", "record_reformer", "rewrite", "forest", "copy_ex", "detect_exceptions", "papertrail",
@@ -44,7 +44,7 @@ LOGSTASH_WELL_KNOWN: dict[str, frozenset[str]] = {
     }),
     "output": frozenset({
         "s3", "kafka", "redis", "rabbitmq", "http", "tcp", "udp", "syslog", "email", "exec", "pipe", "graphite",
-        "statsd", "influxdb", "cloudwatch", "google_bigquery", "jdbc", "opensearch", "sqs", "sns", "nagios",
+        "statsd", "influxdb", "cloudwatch", "google_bigquery", "jdbc", "sqs", "sns", "nagios",
         "pagerduty", "websocket", "csv", "gelf", "lumberjack", "zabbix", "datadog", "loggly", "riemann",
         "google_cloud_storage", "google_pubsub", "kinesis", "mongodb", "webhdfs", "boundary", "circonus",
         "ganglia", "juggernaut", "metriccatcher", "nagios_nsca", "opentsdb", "solr_http", "stomp", "xmpp",

@@ -91,7 +91,12 @@ class ESStandIn:
 
     def __init__(self, version: str = "9.1.3", *, product_header: bool = True,
                  basic_auth: tuple[str, str] | None = None, api_key: tuple[str, str] | None = None,
-                 seed: int = 1, keep_actions: bool = True) -> None:
+                 seed: int = 1, keep_actions: bool = True, flavor: str = "elasticsearch") -> None:
+        #: "opensearch": answers as OpenSearch 2.x does (no X-Elastic-Product, its version body,
+        #: no REST compatibility media types).
+        self.flavor = flavor
+        if flavor == "opensearch":
+            product_header = False
         self.version = version
         self.major = int(version.split(".")[0])
         self.product_header = product_header
@@ -212,6 +217,8 @@ class ESStandIn:
     def _check_headers(self, request: web.Request, has_body: bool) -> tuple[int | None, web.Response | None]:
         """REST compatibility as ES checks it; returns (compat version, error response)."""
         self.headers_seen.append(dict(request.headers))
+        if self.flavor == "opensearch":
+            return None, None  # OpenSearch has no REST compatibility media types to check
         accept = request.headers.get("Accept", "")
         ctype = request.headers.get("Content-Type", "") if has_body else ""
         a = _COMPAT_RE.search(accept)
@@ -264,6 +271,13 @@ class ESStandIn:
         denied = self._check_auth(request, compat)
         if denied is not None:
             return denied
+        if self.flavor == "opensearch":
+            return self._reply(request, 200, {
+                "name": "standin-node", "cluster_name": "standin", "cluster_uuid": "sTaNdInClUsTeRuUiD000",
+                "version": {"distribution": "opensearch", "number": self.version, "build_type": "tar",
+                            "lucene_version": "9.12.1", "minimum_wire_compatibility_version": "7.10.0",
+                            "minimum_index_compatibility_version": "7.0.0"},
+                "tagline": "The OpenSearch Project: https://opensearch.org/"}, compat)
         body = {
             "name": "standin-node", "cluster_name": "standin", "cluster_uuid": "sTaNdInClUsTeRuUiD000",
             "version": {"number": self.version, "build_flavor": "default", "build_type": "docker",

@@ -13,7 +13,9 @@ import elasticsearch
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from logpipe import settings as settings_module
 from logpipe.errors import ConfigError
+from logpipe.helpers import search_connection
 from logpipe.event import Event
 from logpipe.plugin import WriteResult
 from logpipe_plugins.outputs.elasticsearch import ElasticsearchDataStreamOutput, ElasticsearchOutput
@@ -233,7 +235,11 @@ def test_dead_letter_of_an_update_is_its_document() -> None:
                                   "@metadata": {"action": "update", "_index": "u", "_docid": "d1"}}
 
 
-def test_deprecated_names_warn_and_still_work(caplog: pytest.LogCaptureFixture) -> None:
+def test_deprecated_names_warn_and_still_work(caplog: pytest.LogCaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Deprecations are warned once per process: start from a process that has warned none.
+    monkeypatch.setattr(settings_module, "_warned", set())
+    monkeypatch.setattr(search_connection, "_warned", set())
     with caplog.at_level(logging.WARNING):
         out = ElasticsearchOutput(hosts=["h"], ssl=True, cacert="/nonexistent.pem",
                                   ssl_certificate_verification=False, document_type="doc")
