@@ -15,8 +15,8 @@ from elasticsearch import AsyncElasticsearch
 
 from logpipe import settings as settings_module
 from logpipe.errors import ConfigError
-from logpipe.helpers import search_connection
 from logpipe.event import Event
+from logpipe.helpers import search_connection
 from logpipe.plugin import WriteResult
 from logpipe_plugins.outputs.elasticsearch import ElasticsearchDataStreamOutput, ElasticsearchOutput
 from tests.standins.elasticsearch import ESStandIn
