@@ -247,15 +247,39 @@ async def test_rewritten_events_are_routed_again_from_the_top(tmp_path: Path) ->
 <match site.**>
   @type file
   path {site}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 <match **>
   @type file
   path {rest}
+  append true
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer []>
+    @type memory
+  </buffer>
 </match>
 <label @SPECIAL>
   <match **>
     @type file
     path {labelled}
+    append true
+    add_path_suffix false
+    <format>
+      @type json
+    </format>
+    <buffer []>
+      @type memory
+    </buffer>
   </match>
 </label>
 """
