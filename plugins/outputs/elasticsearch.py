@@ -65,11 +65,8 @@ class ElasticsearchOutput(Output):
         Setting("api_key", "string", secret=True, doc="API key: 'id:key' or the base64 encoded form"),
         Setting("cloud_id", "string", doc="Elastic Cloud deployment id (instead of hosts)"),
         Setting("cloud_auth", "string", secret=True, doc="Elastic Cloud 'user:password'"),
-        Setting("failure_type_logging_whitelist", "array", default=[],
-                doc="deprecated name of silence_errors_in_log"),
-        Setting("silence_errors_in_log", "array", default=[],
-                doc="error types (e.g. version_conflict_engine_exception) not logged; they are still "
-                    "dead-lettered"),
+        Setting("silence_errors_in_log", "array", default=[], deprecated_alias=("failure_type_logging_whitelist",),
+                doc="accepted: failed items are not logged one by one here but dead-lettered with their error"),
         Setting("dlq_custom_codes", "array", default=[],
                 doc="accepted: every item status that is not retried (429, 5xx) is dead-lettered already"),
     ]
