@@ -38,6 +38,7 @@ import functools
 import random
 import re
 import socket
+import ssl
 import struct
 import time
 import uuid
@@ -91,7 +92,11 @@ class ESStandIn:
 
     def __init__(self, version: str = "9.1.3", *, product_header: bool = True,
                  basic_auth: tuple[str, str] | None = None, api_key: tuple[str, str] | None = None,
-                 seed: int = 1, keep_actions: bool = True, flavor: str = "elasticsearch") -> None:
+                 seed: int = 1, keep_actions: bool = True, flavor: str = "elasticsearch",
+                 tls: tuple[str, str] | None = None, client_ca: str | None = None) -> None:
+        #: (certificate, key): serve https; with client_ca, require a client certificate it signed.
+        self.tls = tls
+        self.client_ca = client_ca
         #: "opensearch": answers as OpenSearch 2.x does (no X-Elastic-Product, its version body,
         #: no REST compatibility media types).
         self.flavor = flavor
@@ -140,7 +145,17 @@ class ESStandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*self.tls)
+        if self.client_ca:
+            ctx.load_verify_locations(self.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
 
     async def start(self) -> None:
         app = web.Application(client_max_size=512 * 1024 * 1024)
@@ -159,7 +174,7 @@ class ESStandIn:
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self._ssl_context())
         await site.start()
         if not self.port:
             server = site._server

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from logpipe import settings as settings_module
 from logpipe.buffer.runner import format_events
 from logpipe.errors import ConfigError
 from logpipe.event import Event
@@ -56,7 +57,9 @@ async def make_output(es: ESStandIn) -> AsyncIterator[object]:
 # ---- settings ----------------------------------------------------------------------------
 
 
-def test_host_alias_without_scheme_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_host_alias_without_scheme_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings_module, "_warned", set())  # warned once per process: start afresh
     with caplog.at_level(logging.WARNING):
         out = ElasticsearchOutput(host=["localhost:9200"])
     assert out._hosts == ["http://localhost:9200"]
