@@ -61,28 +61,35 @@ class StoredMarks:
         marks = self._marks
         if not marks:
             return events
+        get = marks.get
         kept = []
         for ev in events:
-            origin = _origin(ev)
-            if origin is not None:
-                mark = marks.get((ev.tag, origin[0]))
+            meta = ev.meta
+            origin = meta.get("_origin") if meta else None
+            if origin.__class__ is tuple and len(origin) == 3:
+                mark = get((ev.tag, origin[0]))
                 if mark is not None and FINGERPRINT_BYTES <= origin[2] <= mark[0] and origin[1] == mark[1]:
                     continue
             kept.append(ev)
-        return kept
+        return kept if len(kept) < len(events) else events
 
     def note(self, events: list[Event]) -> None:
-        """Raise the marks to what these (now appended) events reach."""
-        marks = self._marks
+        """Raise the marks to what these (now appended) events reach: per file, the last line
+        of the batch that came from it (tail emits a file's lines in order)."""
+        last: dict[tuple[str, int], tuple[int, str, int]] = {}
         for ev in events:
-            origin = _origin(ev)
-            if origin is None or origin[2] < FINGERPRINT_BYTES:
+            meta = ev.meta
+            origin = meta.get("_origin") if meta else None
+            if origin.__class__ is tuple and len(origin) == 3:
+                last[(ev.tag, origin[0])] = origin
+        marks = self._marks
+        for key, (_ino, fp, end) in last.items():
+            if end < FINGERPRINT_BYTES:
                 continue
-            key = (ev.tag, origin[0])
             mark = marks.get(key)
-            if mark is None or origin[2] > mark[0] or origin[1] != mark[1]:
+            if mark is None or end > mark[0] or fp != mark[1]:
                 marks.pop(key, None)
-                marks[key] = (origin[2], origin[1])
+                marks[key] = (end, fp)
                 self.dirty = True
         while len(marks) > MAX_MARKS:
             del marks[next(iter(marks))]
@@ -111,13 +118,3 @@ class StoredMarks:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-
-
-def _origin(ev: Event) -> tuple[int, str, int] | None:
-    meta = ev.meta
-    origin = meta.get("_origin") if meta else None
-    if isinstance(origin, (tuple, list)) and len(origin) == 3:
-        ino, fp, end = origin
-        if isinstance(ino, int) and isinstance(fp, str) and isinstance(end, int):
-            return ino, fp, end
-    return None
