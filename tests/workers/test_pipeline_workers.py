@@ -151,6 +151,32 @@ def test_plugin_whose_settings_cannot_travel_is_a_config_error(state_dir: str) -
         Pipeline(filters=[odd], outputs=[CollectOutput()], state_dir=state_dir, workers=2)
 
 
+def _unimportable_filter(name: str) -> type[Filter]:
+    """A filter class defined in an exec'd module no worker can import (as a script or the
+    docs' guide test defines theirs)."""
+    namespace: dict[str, object] = {"__name__": "not_importable_here", "Filter": Filter}
+    exec(f"class Local(Filter):\n    name = {name!r}\n    def filter(self, events):\n        return events\n",
+         namespace)
+    cls = namespace["Local"]
+    assert isinstance(cls, type) and issubclass(cls, Filter)
+    return cls
+
+
+async def test_an_unimportable_registration_stops_only_the_pipeline_that_uses_it(state_dir: str) -> None:
+    """Another part of the program registered a class no worker can load: a pipeline that does
+    not use it runs with workers (before: every worker pipeline of the process refused to start);
+    one that names it is a ConfigError at its place."""
+    logpipe.register(_unimportable_filter("local_only"))
+    collect = CollectOutput()
+    async with Pipeline.from_string(ORDER, outputs=[collect], state_dir=state_dir, workers=2) as pipeline:
+        await (await pipeline.emit_many("t", [{"n": 1, "k": ""}]))
+    assert [ev.record["n"] for ev in collect.events] == [1]
+    with pytest.raises(ConfigError, match="'local_only' is registered in-process") as err:
+        Pipeline.from_string("filter {\n  local_only {}\n}\n", outputs=[CollectOutput()], state_dir=state_dir,
+                             workers=2)
+    assert err.value.pos is not None and err.value.pos.line == 2
+
+
 async def test_one_worker_is_the_single_process_pipeline(state_dir: str) -> None:
     collect = CollectOutput()
     pipeline = Pipeline.from_string(ORDER, outputs=[collect], state_dir=state_dir)
