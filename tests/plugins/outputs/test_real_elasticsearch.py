@@ -111,3 +111,45 @@ async def test_no_loss_no_duplicates_through_the_engine(admin: AsyncElasticsearc
     await asyncio.wait_for(runner.flush(), 60)
     await runner.stop(10)
     assert await count(admin, index) == 2000
+
+
+# ---- templates, ILM, data streams: the stand-in scenarios of test_elasticsearch_setup.py ----
+
+
+async def test_data_stream_on_a_real_cluster(admin: AsyncElasticsearch) -> None:
+    dataset = f"logpipetest{uuid.uuid4().hex[:8]}"
+    name = f"logs-{dataset}-default"
+    out = ElasticsearchOutput(data_stream="true", data_stream_dataset=dataset, **output_settings())
+    try:
+        assert await out.write(out.format(events(3))) is None
+        assert await out.write(out.format(events(3))) is None  # 409s: delivered
+        index_into = ElasticsearchOutput(index=name, **output_settings())
+        result = await index_into.write(index_into.format(events(1, 9)))
+        await index_into.close()
+        assert isinstance(result, WriteResult) and "op_type of create" in result.failed[0][1]
+        stream = (await admin.indices.get_data_stream(name=name))["data_streams"][0]
+        assert stream["indices"][0]["index_name"].startswith(f".ds-{name}-")
+        await admin.indices.refresh(index=name)
+        assert (await admin.count(index=name))["count"] == 3
+    finally:
+        await out.close()
+        await admin.indices.delete_data_stream(name=name)
+
+
+async def test_ilm_bootstrap_on_a_real_cluster(admin: AsyncElasticsearch) -> None:
+    alias = f"logpipetest-{uuid.uuid4().hex[:8]}"
+    out = ElasticsearchOutput(ilm_enabled="true", ilm_rollover_alias=alias, template_name=alias,
+                              **output_settings())
+    try:
+        assert await out.write(out.format(events(2))) is None
+        aliases = (await admin.indices.get_alias(name=alias)).body
+        [(first, spec)] = aliases.items()
+        assert first.startswith(alias + "-") and spec["aliases"][alias]["is_write_index"] is True
+        settings = (await admin.indices.get_settings(index=first)).body[first]["settings"]["index"]
+        assert settings["lifecycle"]["name"] == "logstash-policy"
+        template = (await admin.indices.get_index_template(name=alias))["index_templates"][0]
+        assert template["index_template"]["index_patterns"] == [f"{alias}-*"]
+    finally:
+        await out.close()
+        await admin.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
+        await admin.indices.delete_index_template(name=alias)
