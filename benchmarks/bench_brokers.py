@@ -5,7 +5,9 @@ output, in its own process as on a real shipper host — writes `--events` event
 chunks of `--chunk`; the indexer — the redis input in this process — reads them
 (reliable list, or a stream consumer group), acknowledges every batch at once (the null
 output) and so commits (LREM / XACK) as in production. The figure is events / seconds
-from the shipper's first write to the indexer's last event.
+from the shipper's first write to the indexer's last event, and, since wall time on a shared
+machine depends on the neighbours, the CPU seconds each side used (events per CPU second;
+the shipper's include its start-up and the harness building the events).
 
 `--mode rabbitmq`: a real rabbitmq-server node (Debian's, booted as the tests boot it,
 tests/support/rabbitmq_server.py); the shipper is the rabbitmq output (persistent messages,
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,6 +100,7 @@ async def consume(port: int, mode: str, events: int, batch: int) -> tuple[float,
         if count >= events:
             done.set()
 
+    cpu0 = _cpu(resource.RUSAGE_SELF)
     task = asyncio.create_task(inp.run(InputContext(emit, "/tmp", "bench")))
     if mode == "rabbitmq":
         await rabbitmq_queue_ready(port)
@@ -105,11 +109,22 @@ async def consume(port: int, mode: str, events: int, batch: int) -> tuple[float,
     shipper.start()
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - t0
+    cpu["indexer"] = _cpu(resource.RUSAGE_SELF) - cpu0
     shipper.join()
+    cpu["shipper"] = _cpu(resource.RUSAGE_CHILDREN)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await inp.close()
     return elapsed, count
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: CPU seconds of each side: on a shared machine events per CPU second is the steadier figure.
+cpu: dict[str, float] = {}
 
 
 def main() -> None:
@@ -147,7 +162,9 @@ def main() -> None:
                 time.sleep(0.05)
         elapsed, count = run_loop(lambda: consume(port, args.mode, args.events, args.batch))
         print(f"redis {args.mode}: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s "
-              f"(chunk {args.chunk}, batch_count {args.batch}); indexer peak RSS {peak_rss_mib():.0f} MiB")
+              f"(chunk {args.chunk}, batch_count {args.batch}); indexer peak RSS {peak_rss_mib():.0f} MiB; "
+              f"CPU: indexer {cpu['indexer']:.2f}s = {count / cpu['indexer']:,.0f} events/CPU-s, "
+              f"shipper {cpu['shipper']:.2f}s = {count / cpu['shipper']:,.0f} events/CPU-s")
     finally:
         server.terminate()
         server.wait(10)

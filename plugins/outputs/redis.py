@@ -3,7 +3,9 @@
 `data_type => list` RPUSHes each chunk (one RPUSH per key, pipelined) — the shipper side
 of the classic shipper → Redis → indexer tier; `channel` PUBLISHes (subscribers that are
 not connected miss the events: pub/sub is at-most-once); `stream` XADDs one entry per
-event (field `stream_field`) with `MAXLEN ~ stream_maxlen` so the stream stays bounded.
+event (field `stream_field`) with `MAXLEN ~ stream_maxlen` so the stream stays bounded,
+up to 1000 entries per call of a Lua script (one command instead of one per event: the
+client's per-command cost was the stream tier's bottleneck).
 `key` is sprintf'd per event. A chunk counts as delivered once Redis answered every
 command; a connection failure retries the chunk through the buffer engine (at least
 once: a reply lost after Redis applied the command can mean a duplicate), and a command
@@ -28,9 +30,23 @@ from redis.exceptions import ResponseError
 from logpipe.errors import ConfigError
 from logpipe.event import Event
 from logpipe.fields import compile_sprintf
-from logpipe.helpers.broker_message import encode_event
+from logpipe.helpers.broker_message import encode_event, encode_events
 from logpipe.helpers.redis_client import TRANSIENT_ERRORS, RedisConnection
 from logpipe.plugin import Codec, Output, RetryableError, Setting, WriteResult
+
+#: XADD of ARGV[4..] to KEYS[1], field ARGV[1], MAXLEN ARGV[3] ARGV[2] (0: no MAXLEN).
+_XADD_MANY = """
+for i = 4, #ARGV do
+  if ARGV[2] ~= '0' then
+    redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], ARGV[2], '*', ARGV[1], ARGV[i])
+  else
+    redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i])
+  end
+end
+return #ARGV - 3
+"""
+#: Entries per script call: bounds how long one call holds Redis.
+_XADD_SLICE = 1000
 
 
 class RedisOutput(Output):
@@ -88,7 +104,7 @@ class RedisOutput(Output):
         if not events:
             return None
         keys = [self._key(ev) for ev in events]
-        payloads = [self.format_event(ev) for ev in events]
+        payloads = encode_events(events, self.codec)
         hosts = list(self._hosts)
         if self.shuffle_hosts and len(hosts) > 1:
             random.shuffle(hosts)
@@ -120,12 +136,17 @@ class RedisOutput(Output):
                 pipe.rpush(key, *(payloads[i] for i in indexes))
                 owners.append(indexes)
                 continue
+            if self.data_type == "stream":
+                xadd = client.register_script(_XADD_MANY)
+                head: list[bytes | str | int] = [self.stream_field, self.stream_maxlen,
+                                                 "~" if self.stream_maxlen_approximate else "="]
+                for start in range(0, len(indexes), _XADD_SLICE):
+                    part = indexes[start:start + _XADD_SLICE]
+                    await xadd(keys=[key], args=head + [payloads[i] for i in part], client=pipe)  # queues it
+                    owners.append(part)
+                continue
             for i in indexes:
-                if self.data_type == "channel":
-                    pipe.publish(key, payloads[i])
-                else:
-                    pipe.xadd(key, {self.stream_field: payloads[i]}, maxlen=self.stream_maxlen or None,
-                              approximate=self.stream_maxlen_approximate)
+                pipe.publish(key, payloads[i])
                 owners.append([i])
         replies = await pipe.execute(raise_on_error=False)
         failed: list[tuple[int, str]] = []

@@ -1,10 +1,14 @@
 """`redis` input: Logstash's bundled redis input, with a crash-safe list mode and Redis Streams.
 
-- `data_type => list` (reliable, the default): each `batch_count` items are moved
-  atomically (BLMOVE, then a Lua LRANGE/LTRIM/RPUSH) from `key` to the consumer's own
-  processing list `<key>:processing:<consumer>`, emitted, and removed from it (LREM)
-  only when the ack contract completes. At start the processing list left by a crash is
-  emitted again first: nothing is lost, a crash may repeat a batch. `reliable => false`
+- `data_type => list` (reliable, the default): up to `batch_count` items are moved
+  atomically by a Lua script from `key` into ONE element of the consumer's own list
+  `<key>:processing:<consumer>:batches` (the items msgpack-packed with Redis's cmsgpack),
+  emitted, and that element is removed (one LREM) only when the ack contract completes:
+  a batch costs one round trip to take and one to commit, whatever its size. When `key`
+  is empty the input blocks in BLMOVE, which moves one item into
+  `<key>:processing:<consumer>`; the script then takes it back into the batch it starts.
+  At start both lists left by a crash are emitted again first: nothing is lost, a crash
+  may repeat a batch. `reliable => false`
   is Logstash's behaviour (items popped before they are processed: a crash loses them).
 - `data_type => channel | pattern_channel`: SUBSCRIBE / PSUBSCRIBE. Pub/sub is
   at-most-once: what is published while the input is disconnected or stopped is gone.
@@ -28,24 +32,38 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from logpipe.event import Event
-from logpipe.helpers.broker_message import decode_payload
+from logpipe.helpers.broker_message import decode_payloads
 from logpipe.helpers.redis_client import TRANSIENT_ERRORS, RedisConnection
 from logpipe.plugin import Codec, Input, InputContext, Setting
 
 from .commits import Committer
 
-#: Moves up to ARGV[1] items from the head of KEYS[1] to the tail of KEYS[2], atomically.
+#: Takes up to ARGV[1] items from the head of KEYS[1] (with ARGV[2] == '1', first the item
+#: BLMOVE just put at the tail of KEYS[2]) and stores them as one msgpack element at the tail
+#: of KEYS[3], atomically; returns that element (nil when there was nothing).
 _MOVE_BATCH = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-if #items > 0 then
-  redis.call('LTRIM', KEYS[1], #items, -1)
-  redis.call('RPUSH', KEYS[2], unpack(items))
+local n = tonumber(ARGV[1])
+local items = {}
+if ARGV[2] == '1' then
+  local first = redis.call('RPOP', KEYS[2])
+  if first then items[1] = first end
 end
-return items
+if n > 0 then
+  local more = redis.call('LRANGE', KEYS[1], 0, n - 1)
+  if #more > 0 then
+    redis.call('LTRIM', KEYS[1], #more, -1)
+    for i = 1, #more do items[#items + 1] = more[i] end
+  end
+end
+if #items == 0 then return false end
+local packed = cmsgpack.pack(items)
+redis.call('RPUSH', KEYS[3], packed)
+return packed
 """
 #: Logstash's batch pop: up to ARGV[1] items from the head of KEYS[1], removed at once.
 _POP_BATCH = """
@@ -102,8 +120,13 @@ class RedisInput(Input):
         return self.consumer if self.threads == 1 else f"{self.consumer}-{thread}"
 
     def processing_list(self, thread: int) -> str:
-        """Where a reliable list consumer keeps the items it has taken and not yet had acknowledged."""
+        """Where BLMOVE puts the one item a blocked reliable list consumer wakes up with
+        (the script moves it into a batch at once; a crash in between leaves it here)."""
         return f"{self.key}:processing:{self.consumer_name(thread)}"
+
+    def batches_list(self, thread: int) -> str:
+        """Where a reliable list consumer keeps its unacknowledged batches, one element each."""
+        return f"{self.processing_list(thread)}:batches"
 
     async def close(self) -> None:
         if self._client is not None:
@@ -136,9 +159,7 @@ class RedisInput(Input):
                 await asyncio.sleep(_RECONNECT_WAIT)
 
     def _events(self, payloads: list[bytes]) -> list[Event]:
-        tag = self.event_tag
-        codec = self.codec
-        return [ev for payload in payloads for ev in decode_payload(payload, codec, tag)]
+        return decode_payloads(payloads, self.codec, self.event_tag)
 
     @property
     def _block_seconds(self) -> int:
@@ -147,31 +168,48 @@ class RedisInput(Input):
     # ---- lists -----------------------------------------------------------------
 
     async def _reliable_list(self, ctx: InputContext, client: aioredis.Redis, n: int) -> None:
-        processing = self.processing_list(n)
+        processing, batches = self.processing_list(n), self.batches_list(n)
         move = client.register_script(_MOVE_BATCH)
+        keys = [self.key, processing, batches]
 
-        async def remove(items: list[bytes]) -> None:
+        async def remove(taken: list[tuple[str, bytes]]) -> None:
             pipe = client.pipeline(transaction=False)
-            for item in items:
-                pipe.lrem(processing, 1, item)  # type: ignore[arg-type]
+            for name, element in taken:
+                pipe.lrem(name, 1, element)  # type: ignore[arg-type]
             await pipe.execute()
 
         async with Committer(remove, self.log) as committer:
-            left: list[bytes] = await client.lrange(processing, 0, -1)  # type: ignore[assignment]
-            if left:
-                self.log.info("redis %s: recovering %d items from %s", self.key, len(left), processing)
-            for start in range(0, len(left), self.batch_count):
-                recovered = left[start:start + self.batch_count]
-                await ctx.emit(self._events(recovered), committer.on_ack(recovered))
+            await self._recover(ctx, client, n, committer)
             while True:
-                first: Any = await _interruptible(
-                    client.blmove(self.key, processing, self._block_seconds, "LEFT", "RIGHT"))
-                if first is None:
-                    continue
-                batch: list[bytes] = [first]
-                if self.batch_count > 1:
-                    batch += await move(keys=[self.key, processing], args=[self.batch_count - 1])
-                await ctx.emit(self._events(batch), committer.on_ack(batch))
+                # Every call interruptible: redis-py can swallow a cancellation that lands in its
+                # reply parser, and this loop would then go on forever after shutdown. A script
+                # whose answer is abandoned still ran: its batch waits in the batches list.
+                packed: Any = await _interruptible(move(keys=keys, args=[self.batch_count, 0]))
+                if packed is None:
+                    first: Any = await _interruptible(
+                        client.blmove(self.key, processing, self._block_seconds, "LEFT", "RIGHT"))
+                    if first is None:
+                        continue
+                    packed = await _interruptible(move(keys=keys, args=[self.batch_count - 1, 1]))
+                    if packed is None:
+                        continue
+                items = msgpack.unpackb(packed, raw=True)
+                await ctx.emit(self._events(items), committer.on_ack([(batches, packed)]))
+
+    async def _recover(self, ctx: InputContext, client: aioredis.Redis, n: int,
+                       committer: Committer[tuple[str, bytes]]) -> None:
+        """What a crash left unacknowledged: single items BLMOVE had moved, then whole batches."""
+        processing, batches = self.processing_list(n), self.batches_list(n)
+        left: list[bytes] = await client.lrange(processing, 0, -1)  # type: ignore[assignment]
+        packed: list[bytes] = await client.lrange(batches, 0, -1)  # type: ignore[assignment]
+        if left or packed:
+            self.log.info("redis %s: recovering %d items and %d batches left unacknowledged",
+                          self.key, len(left), len(packed))
+        for start in range(0, len(left), self.batch_count):
+            recovered = left[start:start + self.batch_count]
+            await ctx.emit(self._events(recovered), committer.on_ack([(processing, i) for i in recovered]))
+        for element in packed:
+            await ctx.emit(self._events(msgpack.unpackb(element, raw=True)), committer.on_ack([(batches, element)]))
 
     async def _list(self, ctx: InputContext, client: aioredis.Redis) -> None:
         pop = client.register_script(_POP_BATCH)
@@ -293,14 +331,20 @@ class RedisInput(Input):
         tag = self.event_tag
         field = self.stream_field.encode()
         events: list[Event] = []
+        run: list[bytes] = []  # consecutive encoded events: decoded in one codec call
         for entry_id, fields in entries:
             payload = fields.get(field)
             if payload is not None:
-                events.extend(decode_payload(payload, self.codec, tag))
+                run.append(payload)
                 continue
+            if run:
+                events.extend(decode_payloads(run, self.codec, tag))
+                run = []
             # An entry another producer wrote field by field: the fields are the record.
             record = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
             events.append(Event(tag, int(entry_id.split(b"-")[0]) * 1_000_000, record))
+        if run:
+            events.extend(decode_payloads(run, self.codec, tag))
         return events
 
 

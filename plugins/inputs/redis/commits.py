@@ -30,6 +30,7 @@ class Committer(Generic[T]):
         self._log = log
         self._queued: list[T] = []
         self._ready = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def on_ack(self, items: list[T]) -> AckCallback:
@@ -44,24 +45,33 @@ class Committer(Generic[T]):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Let the sender send what is queued and stop, within the grace time. The sender is
+        not cancelled mid-send: redis-py can swallow a cancellation that lands in its reply
+        parser, and the sender would then wait for acks forever (a shutdown that hangs)."""
         assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        if self._queued:
-            with contextlib.suppress(TimeoutError, *TRANSIENT_ERRORS):
-                async with asyncio.timeout(_SHUTDOWN_GRACE):
-                    await self._send()
+        self._closing = True
+        self._ready.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), _SHUTDOWN_GRACE)
+        if not self._task.done():
+            self._task.cancel()  # not awaited: whatever is still queued is redelivered later
 
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
             try:
-                await self._send()
+                if self._queued:
+                    await self._send()
             except TRANSIENT_ERRORS as exc:
+                if self._closing:
+                    return  # Redis is away at shutdown: the rest is redelivered later
                 self._log.warning("commit failed (%s); retrying", exc)
                 self._ready.set()
                 await asyncio.sleep(_RETRY_WAIT)
+                continue
+            if self._closing and not self._queued:
+                return
 
     async def _send(self) -> None:
         batch, self._queued = self._queued, []

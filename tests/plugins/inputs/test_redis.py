@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgpack
 import orjson
 
 from logpipe.testing import InputDriver
@@ -31,6 +32,13 @@ async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
             await asyncio.sleep(0.01)
 
 
+def held(r, consumer: str = "c1") -> int:  # type: ignore[no-untyped-def]
+    """Items a reliable list consumer holds unacknowledged: single ones BLMOVE moved, plus
+    the items packed in its batch elements."""
+    packed = r.lrange(f"q:processing:{consumer}:batches", 0, -1)
+    return int(r.llen(f"q:processing:{consumer}")) + sum(len(msgpack.unpackb(p, raw=True)) for p in packed)
+
+
 async def test_reliable_list_commits_only_on_ack(redis_server: RedisServer) -> None:
     r = redis_server.client()
     r.rpush("q", *payloads(10))
@@ -39,12 +47,13 @@ async def test_reliable_list_commits_only_on_ack(redis_server: RedisServer) -> N
         await driver.wait_for(10)
         assert sorted(seqs(driver)) == list(range(10))
         assert driver.events[0].time == T0 and "@timestamp" not in driver.events[0].record
-        assert r.llen("q") == 0 and r.llen("q:processing:c1") == 10  # taken, not yet acknowledged
+        assert r.llen("q") == 0 and held(r) == 10  # taken, not yet acknowledged
+        assert r.llen("q:processing:c1:batches") == len(driver.batches)  # one element per batch
         driver.batches[0].ack()
-        await until(lambda: r.llen("q:processing:c1") == 10 - len(driver.batches[0].events))
+        await until(lambda: held(r) == 10 - len(driver.batches[0].events))
         for batch in driver.batches[1:]:
             batch.ack()
-        await until(lambda: r.llen("q:processing:c1") == 0)
+        await until(lambda: held(r) == 0 and r.llen("q:processing:c1:batches") == 0)
 
 
 async def test_reliable_list_recovers_the_processing_list_after_a_crash(redis_server: RedisServer) -> None:
@@ -54,7 +63,7 @@ async def test_reliable_list_recovers_the_processing_list_after_a_crash(redis_se
     async with InputDriver(first, auto_ack=False) as driver:
         await driver.wait_for(6)
         driver.batches[0].ack()
-        await until(lambda: r.llen("q:processing:c1") == 3)
+        await until(lambda: held(r) == 3)
     # the "crash": the second batch was never acknowledged; new items arrived meanwhile
     r.rpush("q", *payloads(2, start=6))
     again = RedisInput(port=redis_server.port, key="q", data_type="list", batch_count=3, consumer="c1")
@@ -62,7 +71,36 @@ async def test_reliable_list_recovers_the_processing_list_after_a_crash(redis_se
         await driver.wait_for(5)
         assert seqs(driver)[:3] == [3, 4, 5]  # the unacknowledged batch comes back first
         assert sorted(seqs(driver)) == [3, 4, 5, 6, 7]
-        await until(lambda: r.llen("q:processing:c1") == 0)
+        await until(lambda: held(r) == 0)
+
+
+async def test_reliable_list_recovers_an_item_blmove_had_moved(redis_server: RedisServer) -> None:
+    """A crash between BLMOVE (one item into the processing list) and the script that packs
+    it into a batch leaves it there: it is emitted again at start, then committed."""
+    r = redis_server.client()
+    r.rpush("q:processing:c1", *payloads(1))
+    r.rpush("q", *payloads(2, start=1))
+    plugin = RedisInput(port=redis_server.port, key="q", data_type="list", batch_count=5, consumer="c1")
+    async with InputDriver(plugin) as driver:
+        await driver.wait_for(3)
+        assert seqs(driver) == [0, 1, 2]
+        await until(lambda: held(r) == 0)
+
+
+async def test_reliable_list_blocked_consumer_wakes_with_a_whole_batch(redis_server: RedisServer) -> None:
+    r = redis_server.client()
+    plugin = RedisInput(port=redis_server.port, key="q", data_type="list", batch_count=50, consumer="c1",
+                        timeout=1)
+    async with InputDriver(plugin, auto_ack=False) as driver:
+        await asyncio.sleep(0.3)  # blocked in BLMOVE on the empty list
+        r.rpush("q", *payloads(20))
+        await driver.wait_for(20)
+        assert seqs(driver) == list(range(20))
+        assert r.llen("q:processing:c1") == 0  # the woken-up item went into the batch
+        assert held(r) == 20
+        for batch in driver.batches:
+            batch.ack()
+        await until(lambda: held(r) == 0)
 
 
 async def test_unreliable_list_pops_in_batches(redis_server: RedisServer) -> None:
@@ -167,3 +205,29 @@ async def test_slow_in_flight_entries_are_not_claimed_by_another_consumer(redis_
             assert other.events == []
             slow.batches[0].ack()
             await until(lambda: r.xpending("s", "idx")["pending"] == 0)
+
+
+async def test_committer_stops_at_shutdown_even_when_a_send_swallows_its_cancellation() -> None:
+    """redis-py can absorb a cancellation that lands in its reply parser and carry on; the
+    commit task must still end at shutdown (it used to wait for acks forever: a hung stop)."""
+    import logging
+
+    from logpipe_plugins.inputs.redis.commits import Committer
+
+    sent: list[list[int]] = []
+    started = asyncio.Event()
+
+    async def commit(items: list[int]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)  # swallowed, as the parser may
+        sent.append(items)
+
+    async with asyncio.timeout(5):
+        async with Committer(commit, logging.getLogger("test")) as committer:
+            committer.on_ack([1, 2])()
+            await started.wait()
+            committer.on_ack([3])()
+    assert sent == [[1, 2], [3]]  # what was queued at shutdown was still committed
