@@ -497,7 +497,7 @@ def build_fluentd(root: Element, sources: list[str]) -> PipelineConfig:
 
 #: Plugins that send events they fail on to @ERROR (rewrite_tag_filter: a rewrite loop; concat:
 #: a group flushed by its timeout without timeout_label).
-_ERROR_EMITTERS = frozenset({"parser", "rewrite_tag_filter", "concat"})
+_ERROR_EMITTERS = frozenset({"parser", "rewrite_tag_filter", "concat", "record_transformer", "record_modifier"})
 #: `<match>` plugins that are steps of the filter chain: they send events on, not out.
 _MATCH_STEPS = frozenset({"relabel", "rewrite_tag_filter"})
 
