@@ -242,7 +242,7 @@ class RecordTransformerFilter(Filter):
             raise ConfigError("`renew_record` must be true to use `keep_keys`", setting="keep_keys")
         self._remove = [compile_deleter(accessor_path(k)) for k in _key_list(p["remove_keys"], "remove_keys")]
         self._time_key: str | None = p["renew_time_key"]
-        self._errors = ErrorEvents(self.id, self.log)
+        self._errors = ErrorEvents(self.metrics, self.log)
         self._warned: set[str] = set()
 
     def _unknown(self, placeholder: str) -> None:
