@@ -63,7 +63,7 @@ class Scope:
         self.tag = tag
         self.time_ns = time_ns
         self.hostname = hostname
-        self.ivars = ivars or {}
+        self.ivars = ivars if ivars is not None else {}
         self._parts: list[str] | None = None
 
     def tag_parts(self) -> list[str]:
