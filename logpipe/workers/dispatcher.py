@@ -235,11 +235,17 @@ class WorkerPool:
             self._pending.extendleft(reversed(held))
         while not self._closing:
             try:
-                self._workers.append(await self._spawn(worker.number))
-                break
+                replacement = await self._spawn(worker.number)
             except WorkerStartError as exc:
                 log.error("%s; trying again in 1s", exc)
                 await asyncio.sleep(1.0)
+                continue
+            if self._closing:  # the pool closed while it started: it must not outlive the pool
+                replacement.stream.close()
+                await asyncio.to_thread(_end, replacement.process, 5.0)
+                break
+            self._workers.append(replacement)
+            break
         self._to_send.set()
 
     async def _applier(self) -> None:

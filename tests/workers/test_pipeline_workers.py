@@ -95,6 +95,12 @@ async def test_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(stat
         assert victim in pipeline.stats()["workers"]["pids"]
         os.kill(victim, signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(*acks), 30)
+        # The replacement may still be starting when the others have finished the re-sent batches.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(pipeline.stats()["workers"]["pids"]) < 2:
+            assert loop.time() < deadline, "the killed worker was not replaced"
+            await asyncio.sleep(0.02)
         stats = pipeline.stats()["workers"]
     assert _numbers(collect.events) == list(range(2000))
     assert victim not in {ev.record["pid"] for ev in collect.events[500:600]}  # the marked batch: done elsewhere
